@@ -1,0 +1,267 @@
+//! The stages before anything goes upstream: name the S3 operation,
+//! authenticate the client, decide, route, and prepare body verification.
+//! Each returns an S3 error that the gateway answers with.
+
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+
+use crate::auth::payload::BodyVerifier;
+use crate::auth::{authenticate, Authenticated, Identity, PayloadMode, RequestView};
+use crate::context::RequestCtx;
+use crate::s3::addressing::address;
+use crate::s3::{err, Operation, Query, S3ErrorCode, S3Result};
+use crate::state::GatewayState;
+
+/// What `admit` concluded.
+pub enum Admission {
+    /// Forward the request upstream.
+    Forward,
+    /// Answer locally with this S3 XML body (status 200).
+    Answer(String),
+}
+
+/// The largest aws-chunked framing accepted for an empty object, which is
+/// read and verified before the request goes upstream.
+const MAX_PREBUFFER: usize = 64 * 1024;
+
+pub async fn admit(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> S3Result<Admission> {
+    let now = SystemTime::now();
+    let auth = identify(state, session, ctx, now)?;
+    // Policies plug in here (issue 3): until then every authenticated
+    // principal is allowed, and anonymous requests are refused.
+    let op = ctx
+        .operation
+        .clone()
+        .ok_or_else(|| err(S3ErrorCode::InternalError, "operation not parsed"))?;
+    if let Operation::ListBuckets = op {
+        match state.router.service_upstream() {
+            Some(up) => {
+                ctx.route = Some(crate::route::Route {
+                    upstream: up,
+                    target: String::new(),
+                    rules: std::sync::Arc::new(crate::config::BucketConfig {
+                        upstream: String::new(),
+                        target: None,
+                        owner: None,
+                        expected_bucket_owner: Default::default(),
+                        request_payer: Default::default(),
+                    }),
+                });
+                return Ok(Admission::Forward);
+            }
+            None => {
+                return Ok(Admission::Answer(list_buckets_xml(
+                    &state.router.named_buckets(),
+                    &auth.principal.name,
+                )))
+            }
+        }
+    }
+    let bucket = ctx
+        .bucket
+        .clone()
+        .ok_or_else(|| err(S3ErrorCode::InternalError, "no bucket"))?;
+    let route = state.router.route(&bucket)?;
+    if let Some(src) = op.copy_source() {
+        let src_route = state.router.route(&src.bucket)?;
+        if src_route.upstream.name != route.upstream.name {
+            return Err(err(
+                S3ErrorCode::NotImplemented,
+                format!(
+                    "Copying between buckets on different upstreams ({} and {}) is not supported",
+                    src_route.upstream.name, route.upstream.name
+                ),
+            ));
+        }
+        ctx.copy_source_target = Some(src_route.target);
+    }
+    ctx.route = Some(route);
+    prepare_body(session, ctx, &auth).await?;
+    Ok(Admission::Forward)
+}
+
+/// Parse the request into an S3 operation and authenticate it.
+fn identify(
+    state: &GatewayState,
+    session: &Session,
+    ctx: &mut RequestCtx,
+    now: SystemTime,
+) -> S3Result<Authenticated> {
+    let req = session.req_header();
+    let headers = &req.headers;
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()));
+    let raw_path = req.uri.path();
+    let query = Query::parse(req.uri.query()).ok_or_else(|| {
+        err(
+            S3ErrorCode::InvalidArgument,
+            "The query string is not valid UTF-8",
+        )
+    })?;
+    let addr = address(host, raw_path, &state.config.hostnames)?;
+    let copy_source = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok());
+    let op = Operation::parse(req.method.as_str(), &addr, &query, copy_source)?;
+    ctx.bucket = addr.bucket.clone();
+    ctx.key = addr.key.clone();
+    ctx.operation = Some(op);
+    let view = RequestView {
+        method: req.method.as_str(),
+        raw_path,
+        query: &query,
+        headers,
+    };
+    let identity = authenticate(&view, &addr, &state.principals, &state.config.region, now);
+    ctx.query = query;
+    match identity {
+        Ok(Identity::Signed(a)) => {
+            ctx.principal = Some(a.principal.clone());
+            ctx.auth_method = Some(a.method);
+            Ok(a)
+        }
+        Ok(Identity::Anonymous) => Err(err(S3ErrorCode::AccessDenied, "Anonymous access is not allowed by this gateway; sign the request with a key it issued")),
+        Err(e) => {
+            ctx.access_key_id = e.access_key_id;
+            Err(e.error)
+        }
+    }
+}
+
+fn header_u64(session: &Session, name: &str) -> S3Result<Option<u64>> {
+    match session.req_header().headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                err(
+                    S3ErrorCode::InvalidArgument,
+                    format!("{name} is not a number"),
+                )
+            }),
+    }
+}
+
+/// Decide the upstream framing and set up verification of the body.
+async fn prepare_body(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    auth: &Authenticated,
+) -> S3Result<()> {
+    let content_length = header_u64(session, "content-length")?;
+    let headers = &session.req_header().headers;
+    let chunked_te = headers
+        .get("transfer-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let has_body = content_length.map_or(chunked_te, |l| l > 0);
+    ctx.upstream_payload_hash = match &auth.payload {
+        PayloadMode::Sha256(h) => hex::encode(h),
+        _ => "UNSIGNED-PAYLOAD".into(),
+    };
+    if auth.payload.is_aws_chunked() {
+        ctx.aws_chunked = true;
+        let decoded = header_u64(session, "x-amz-decoded-content-length")?.ok_or_else(|| {
+            err(
+                S3ErrorCode::MissingContentLength,
+                "aws-chunked uploads must send x-amz-decoded-content-length",
+            )
+        })?;
+        if !has_body {
+            return Err(err(
+                S3ErrorCode::IncompleteBody,
+                "The aws-chunked body is empty",
+            ));
+        }
+        let mut verifier = BodyVerifier::new(&auth.payload, headers, Some(decoded))?;
+        ctx.upstream_length = Some(decoded);
+        if decoded == 0 {
+            // Nothing would be left to hold back: read and verify the whole
+            // (small) body before the upstream sees a complete request.
+            ctx.body_prebuffered = Some(prebuffer(session, &mut verifier).await?);
+        } else {
+            ctx.verifier = Some(verifier);
+        }
+        return Ok(());
+    }
+    if has_body {
+        let Some(len) = content_length else {
+            return Err(err(
+                S3ErrorCode::MissingContentLength,
+                "You must provide the Content-Length HTTP header.",
+            ));
+        };
+        ctx.upstream_length = Some(len);
+        ctx.verifier = Some(BodyVerifier::new(&auth.payload, headers, Some(len))?);
+        return Ok(());
+    }
+    if let PayloadMode::Sha256(h) = &auth.payload {
+        if hex::encode(h) != crate::auth::crypto::EMPTY_SHA256 {
+            return Err(err(
+                S3ErrorCode::XAmzContentSHA256Mismatch,
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
+    }
+    if content_length.is_some() {
+        ctx.upstream_length = Some(0);
+    }
+    Ok(())
+}
+
+async fn prebuffer(session: &mut Session, verifier: &mut BodyVerifier) -> S3Result<Bytes> {
+    let mut out = BytesMut::new();
+    let mut seen = 0usize;
+    loop {
+        let piece = session
+            .downstream_session
+            .read_request_body()
+            .await
+            .map_err(|_| {
+                err(
+                    S3ErrorCode::IncompleteBody,
+                    "The request body terminated unexpectedly",
+                )
+            })?;
+        let eos = piece.is_none();
+        if let Some(p) = &piece {
+            seen += p.len();
+            if seen > MAX_PREBUFFER {
+                return Err(err(
+                    S3ErrorCode::InvalidRequest,
+                    "aws-chunked framing of an empty object is too long",
+                ));
+            }
+        }
+        out.extend_from_slice(&verifier.filter(piece, eos)?);
+        if eos {
+            return Ok(out.freeze());
+        }
+    }
+}
+
+fn list_buckets_xml(buckets: &[&str], owner: &str) -> String {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Owner><ID>");
+    crate::s3::error::xml_escape_into(&mut s, owner);
+    s.push_str("</ID><DisplayName>");
+    crate::s3::error::xml_escape_into(&mut s, owner);
+    s.push_str("</DisplayName></Owner><Buckets>");
+    for b in buckets {
+        s.push_str("<Bucket><Name>");
+        crate::s3::error::xml_escape_into(&mut s, b);
+        s.push_str("</Name><CreationDate>1970-01-01T00:00:00.000Z</CreationDate></Bucket>");
+    }
+    s.push_str("</Buckets></ListAllMyBucketsResult>");
+    s
+}

@@ -1,0 +1,289 @@
+//! Client authentication: who signed this request, and how its body must be
+//! verified while it streams.
+//!
+//! SigV4 (header and presigned) and legacy SigV2 (header and presigned) are
+//! checked against the gateway's own principals. The result says how the
+//! payload is protected, and `payload::BodyVerifier` enforces it.
+
+pub mod checksum;
+pub mod chunked;
+pub mod crypto;
+pub mod payload;
+pub mod sigv2;
+pub mod sigv4;
+pub mod time;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderMap;
+
+use crate::s3::{err, Addressed, Query, S3Error, S3ErrorCode};
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A client identity of the gateway.
+#[derive(Debug)]
+pub struct Principal {
+    pub name: String,
+    pub access_key_id: String,
+    pub secret: Secret,
+}
+
+/// The gateway's principals by access key id.
+#[derive(Debug, Default)]
+pub struct Principals {
+    by_key: HashMap<String, Arc<Principal>>,
+}
+
+impl Principals {
+    pub fn new(list: Vec<Principal>) -> Self {
+        let by_key = list
+            .into_iter()
+            .map(|p| (p.access_key_id.clone(), Arc::new(p)))
+            .collect();
+        Principals { by_key }
+    }
+
+    pub fn lookup(&self, access_key_id: &str) -> Result<Arc<Principal>, AuthError> {
+        self.by_key.get(access_key_id).cloned().ok_or_else(|| {
+            AuthError::new(
+                err(
+                    S3ErrorCode::InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                ),
+                None,
+            )
+        })
+    }
+}
+
+/// What the verifiers need to see of a request.
+#[derive(Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// The path exactly as sent (still percent-encoded).
+    pub raw_path: &'a str,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    V4Header,
+    V4Presigned,
+    V2Header,
+    V2Presigned,
+}
+
+impl AuthMethod {
+    /// `s3:authType` condition value.
+    pub fn auth_type(self) -> &'static str {
+        match self {
+            AuthMethod::V4Header | AuthMethod::V2Header => "REST-HEADER",
+            AuthMethod::V4Presigned | AuthMethod::V2Presigned => "REST-QUERY-STRING",
+        }
+    }
+    /// `s3:signatureversion` condition value.
+    pub fn signature_version(self) -> &'static str {
+        match self {
+            AuthMethod::V4Header | AuthMethod::V4Presigned => "AWS4-HMAC-SHA256",
+            AuthMethod::V2Header | AuthMethod::V2Presigned => "AWS",
+        }
+    }
+}
+
+/// What a SigV4 chunk-signature chain needs: the key, the date and scope of
+/// the seed signature, and the seed itself.
+#[derive(Clone)]
+pub struct ChunkSigning {
+    pub signing_key: [u8; 32],
+    pub amz_date: String,
+    pub scope: String,
+    pub seed_signature: String,
+}
+
+impl std::fmt::Debug for ChunkSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkSigning")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the request body is protected (`x-amz-content-sha256`).
+#[derive(Debug, Clone)]
+pub enum PayloadMode {
+    /// `UNSIGNED-PAYLOAD`, presigned URLs, SigV2.
+    Unsigned,
+    /// A hex SHA-256 of the raw body.
+    Sha256([u8; 32]),
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`.
+    SignedChunks {
+        trailer: bool,
+        signing: Box<ChunkSigning>,
+    },
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
+    UnsignedTrailer,
+}
+
+impl PayloadMode {
+    /// Parse the header; signed chunk modes get their signing data later.
+    pub fn from_content_sha256(v: &str) -> Result<PayloadMode, S3Error> {
+        let placeholder = || {
+            Box::new(ChunkSigning {
+                signing_key: [0; 32],
+                amz_date: String::new(),
+                scope: String::new(),
+                seed_signature: String::new(),
+            })
+        };
+        Ok(match v {
+            "UNSIGNED-PAYLOAD" => PayloadMode::Unsigned,
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => PayloadMode::SignedChunks {
+                trailer: false,
+                signing: placeholder(),
+            },
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => PayloadMode::SignedChunks {
+                trailer: true,
+                signing: placeholder(),
+            },
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => PayloadMode::UnsignedTrailer,
+            v if v.starts_with("STREAMING-AWS4-ECDSA") => {
+                return Err(err(
+                    S3ErrorCode::NotImplemented,
+                    "SigV4a streaming payloads are not supported by s3gate",
+                ))
+            }
+            v => {
+                let mut h = [0u8; 32];
+                if v.len() != 64 || hex::decode_to_slice(v, &mut h).is_err() {
+                    return Err(err(S3ErrorCode::InvalidArgument, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex"));
+                }
+                PayloadMode::Sha256(h)
+            }
+        })
+    }
+
+    pub fn is_aws_chunked(&self) -> bool {
+        matches!(
+            self,
+            PayloadMode::SignedChunks { .. } | PayloadMode::UnsignedTrailer
+        )
+    }
+}
+
+/// A verified client.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub principal: Arc<Principal>,
+    pub method: AuthMethod,
+    pub payload: PayloadMode,
+    pub signed_at: SystemTime,
+}
+
+/// A failed authentication, with the access key it named when that key is
+/// one of ours (the audit log records attempts by known keys).
+#[derive(Debug)]
+pub struct AuthError {
+    pub error: S3Error,
+    pub access_key_id: Option<String>,
+}
+
+impl AuthError {
+    pub fn new(error: S3Error, access_key_id: Option<&str>) -> Self {
+        AuthError {
+            error,
+            access_key_id: access_key_id.map(str::to_string),
+        }
+    }
+}
+
+/// The outcome of looking at a request's credentials.
+#[derive(Debug)]
+pub enum Identity {
+    Anonymous,
+    Signed(Authenticated),
+}
+
+/// Authenticate a request. A presigned signature is checked before an
+/// Authorization header when both exist (s3-wire.md).
+pub fn authenticate(
+    req: &RequestView<'_>,
+    addr: &Addressed,
+    principals: &Principals,
+    region: &str,
+    now: SystemTime,
+) -> Result<Identity, AuthError> {
+    if req.query.has("X-Amz-Signature") || req.query.has("X-Amz-Algorithm") {
+        return sigv4::verify_presigned(req, principals, region, now).map(Identity::Signed);
+    }
+    if req.query.has("AWSAccessKeyId") && req.query.has("Signature") {
+        return sigv2::verify_presigned(req, addr, principals, now).map(Identity::Signed);
+    }
+    let Some(auth) = req.headers.get("authorization") else {
+        return Ok(Identity::Anonymous);
+    };
+    let auth = auth.to_str().map_err(|_| {
+        AuthError::new(
+            err(
+                S3ErrorCode::AuthorizationHeaderMalformed,
+                "The authorization header is not valid ASCII",
+            ),
+            None,
+        )
+    })?;
+    if auth.starts_with(sigv4::ALGORITHM) {
+        sigv4::verify_header(req, auth, principals, region, now).map(Identity::Signed)
+    } else if let Some(rest) = auth.strip_prefix("AWS ") {
+        sigv2::verify_header(req, rest, addr, principals, now).map(Identity::Signed)
+    } else {
+        Err(AuthError::new(
+            err(
+                S3ErrorCode::InvalidArgument,
+                "Unsupported Authorization Type",
+            ),
+            None,
+        ))
+    }
+}
+
+/// Query parameters that carry the client's authentication: they are never
+/// forwarded upstream (nor logged).
+pub fn is_auth_query_param(name: &str) -> bool {
+    matches!(
+        name,
+        "X-Amz-Algorithm"
+            | "X-Amz-Credential"
+            | "X-Amz-Date"
+            | "X-Amz-Expires"
+            | "X-Amz-SignedHeaders"
+            | "X-Amz-Signature"
+            | "X-Amz-Security-Token"
+            | "X-Amz-Content-Sha256"
+            | "AWSAccessKeyId"
+            | "Signature"
+            | "Expires"
+    )
+}

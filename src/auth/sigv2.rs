@@ -1,0 +1,270 @@
+//! Legacy SigV2 (`Authorization: AWS key:sig` and `?AWSAccessKeyId=&Signature=&Expires=`).
+//!
+//! AWS deprecated it, but real clients still send it: boto3's
+//! `generate_presigned_url` makes V2 URLs for a custom endpoint unless told
+//! to use s3v4. It is verified here and always re-signed upstream with V4;
+//! policies can refuse it with `s3:signatureversion`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+use super::crypto::constant_time_eq;
+use super::time::{distance, MAX_SKEW};
+use super::{AuthError, AuthMethod, Authenticated, PayloadMode, Principals, RequestView};
+use crate::s3::{err, Addressed, S3ErrorCode};
+
+/// Query parameters that are part of the V2 canonical resource.
+const SUBRESOURCES: &[&str] = &[
+    "acl",
+    "attributes",
+    "cors",
+    "delete",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "notification",
+    "object-lock",
+    "partNumber",
+    "policy",
+    "requestPayment",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "restore",
+    "retention",
+    "select",
+    "select-type",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+pub fn verify_header(
+    req: &RequestView<'_>,
+    cred: &str,
+    addr: &Addressed,
+    principals: &Principals,
+    now: SystemTime,
+) -> Result<Authenticated, AuthError> {
+    let (akid, signature) = cred.split_once(':').ok_or_else(|| {
+        AuthError::new(
+            err(
+                S3ErrorCode::AuthorizationHeaderMalformed,
+                "The authorization header is malformed",
+            ),
+            None,
+        )
+    })?;
+    let principal = principals.lookup(akid)?;
+    let fail = |e| AuthError::new(e, Some(akid));
+    let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+    let date = h("x-amz-date").or_else(|| h("date"));
+    let signed_at = date.and_then(super::time::parse_http_date).ok_or_else(|| {
+        fail(err(
+            S3ErrorCode::AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header",
+        ))
+    })?;
+    if distance(signed_at, now) > MAX_SKEW {
+        return Err(fail(err(
+            S3ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large.",
+        )));
+    }
+    // With x-amz-date present, the Date line of the string to sign is empty.
+    let date_line = if h("x-amz-date").is_some() {
+        ""
+    } else {
+        h("date").unwrap_or("")
+    };
+    let sts = string_to_sign(req, addr, date_line);
+    check(principal.secret.expose(), &sts, signature).map_err(fail)?;
+    Ok(Authenticated {
+        principal,
+        method: AuthMethod::V2Header,
+        payload: PayloadMode::Unsigned,
+        signed_at,
+    })
+}
+
+pub fn verify_presigned(
+    req: &RequestView<'_>,
+    addr: &Addressed,
+    principals: &Principals,
+    now: SystemTime,
+) -> Result<Authenticated, AuthError> {
+    let q = req.query;
+    let (Some(akid), Some(signature), Some(expires)) = (
+        q.get("AWSAccessKeyId"),
+        q.get("Signature"),
+        q.get("Expires"),
+    ) else {
+        return Err(AuthError::new(err(S3ErrorCode::AccessDenied, "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"), None));
+    };
+    let principal = principals.lookup(akid)?;
+    let fail = |e| AuthError::new(e, Some(akid));
+    let exp: u64 = expires.parse().map_err(|_| {
+        fail(err(
+            S3ErrorCode::AccessDenied,
+            "Invalid date (should be seconds since epoch)",
+        ))
+    })?;
+    let expires_at = UNIX_EPOCH + Duration::from_secs(exp);
+    if now > expires_at {
+        return Err(fail(err(S3ErrorCode::AccessDenied, "Request has expired")));
+    }
+    let sts = string_to_sign(req, addr, expires);
+    check(principal.secret.expose(), &sts, signature).map_err(fail)?;
+    Ok(Authenticated {
+        principal,
+        method: AuthMethod::V2Presigned,
+        payload: PayloadMode::Unsigned,
+        signed_at: now,
+    })
+}
+
+fn check(secret: &str, sts: &str, signature: &str) -> Result<(), crate::s3::S3Error> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes())
+        .map_err(|_| err(S3ErrorCode::InternalError, "HMAC key rejected"))?;
+    mac.update(sts.as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    if constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+        Ok(())
+    } else {
+        Err(err(S3ErrorCode::SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method."))
+    }
+}
+
+fn string_to_sign(req: &RequestView<'_>, addr: &Addressed, date_line: &str) -> String {
+    let h = |n: &str| {
+        req.headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let mut s = format!(
+        "{}\n{}\n{}\n{}\n",
+        req.method,
+        h("content-md5"),
+        h("content-type"),
+        date_line
+    );
+    let mut amz: Vec<(String, String)> = Vec::new();
+    for name in req.headers.keys() {
+        let n = name.as_str();
+        if n.starts_with("x-amz-") {
+            let values: Vec<String> = req
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+                .collect();
+            amz.push((n.to_string(), values.join(",")));
+        }
+    }
+    amz.sort();
+    for (n, v) in amz {
+        s.push_str(&n);
+        s.push(':');
+        s.push_str(&v);
+        s.push('\n');
+    }
+    if addr.virtual_host {
+        if let Some(b) = &addr.bucket {
+            s.push('/');
+            s.push_str(b);
+        }
+    }
+    s.push_str(req.raw_path);
+    let mut subs: Vec<(&str, &str)> = req
+        .query
+        .params
+        .iter()
+        .filter(|p| SUBRESOURCES.contains(&p.name.as_str()))
+        .map(|p| (p.name.as_str(), p.value.as_str()))
+        .collect();
+    subs.sort();
+    for (i, (n, v)) in subs.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(n);
+        if !v.is_empty() {
+            s.push('=');
+            s.push_str(v);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::test_support::example_principals;
+    use crate::s3::addressing::address;
+    use crate::s3::Query;
+    use http::HeaderMap;
+
+    #[test]
+    fn verifies_aws_documentation_v2_get_example() {
+        // "Example Object GET" from the S3 SigV2 (RESTAuthentication) documentation.
+        let p = example_principals();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "host",
+            "awsexamplebucket1.us-west-1.s3.amazonaws.com"
+                .parse()
+                .unwrap(),
+        );
+        h.insert("date", "Tue, 27 Mar 2007 19:36:42 +0000".parse().unwrap());
+        let q = Query::parse(None).unwrap();
+        let hostnames = vec!["us-west-1.s3.amazonaws.com".to_string()];
+        let addr = address(
+            Some("awsexamplebucket1.us-west-1.s3.amazonaws.com"),
+            "/photos/puppy.jpg",
+            &hostnames,
+        )
+        .unwrap();
+        let req = RequestView {
+            method: "GET",
+            raw_path: "/photos/puppy.jpg",
+            query: &q,
+            headers: &h,
+        };
+        let sts = string_to_sign(&req, &addr, "Tue, 27 Mar 2007 19:36:42 +0000");
+        assert_eq!(
+            sts,
+            "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/awsexamplebucket1/photos/puppy.jpg"
+        );
+        let now = crate::auth::time::parse_http_date("Tue, 27 Mar 2007 19:40:00 +0000").unwrap();
+        verify_header(
+            &req,
+            "AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=",
+            &addr,
+            &p,
+            now,
+        )
+        .unwrap();
+        let e = verify_header(
+            &req,
+            "AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1h=",
+            &addr,
+            &p,
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(e.error.code, S3ErrorCode::SignatureDoesNotMatch);
+    }
+}

@@ -1,0 +1,655 @@
+//! Loading and validating `gateway.yaml`: every problem at once, each with
+//! file:line:column and the offending line.
+
+pub mod locate;
+pub mod model;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use crate::auth::Secret;
+use locate::{locate, locate_field, Step};
+pub use model::*;
+
+/// One problem in a config or policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
+        if let Some(s) = &self.snippet {
+            write!(f, "\n    {:>4} | {}", self.line, s)?;
+        }
+        Ok(())
+    }
+}
+
+/// A principal with its secret resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedPrincipal {
+    pub name: String,
+    pub access_key_id: String,
+    pub secret: Secret,
+}
+
+/// Upstream credentials, resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub listen: Vec<ListenerConfig>,
+    pub region: String,
+    pub hostnames: Vec<String>,
+    pub principals: Vec<ResolvedPrincipal>,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    pub upstream_credentials: BTreeMap<String, ResolvedCredentials>,
+    pub buckets: BTreeMap<String, BucketConfig>,
+    pub policies: PoliciesConfig,
+    pub multipart: Option<MultipartConfig>,
+    pub audit: Option<AuditConfig>,
+    pub admin: Option<AdminConfig>,
+    pub log: LogConfig,
+    pub gateway_name: String,
+    pub timeouts: TimeoutsConfig,
+    pub threads: usize,
+    /// Things that work but deserve a look (`s3gate check` prints them).
+    pub warnings: Vec<ConfigError>,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    src: &'a str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn at(&self, path: &[Step], message: String) -> ConfigError {
+        let (line, column) = locate(self.src, path);
+        self.error_at(line, column, message)
+    }
+
+    fn error_at(&self, line: usize, column: usize, message: String) -> ConfigError {
+        let snippet = self
+            .src
+            .lines()
+            .nth(line.saturating_sub(1))
+            .map(|s| s.trim_end().to_string());
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message,
+            snippet,
+        }
+    }
+
+    fn error(&mut self, path: &[Step], message: impl Into<String>) {
+        let e = self.at(path, message.into());
+        self.errors.push(e);
+    }
+
+    fn warn(&mut self, path: &[Step], message: impl Into<String>) {
+        let e = self.at(path, message.into());
+        self.warnings.push(e);
+    }
+
+    /// Deserialize one part of the document; on failure record the error
+    /// at the offending field when serde names it.
+    fn parse<T: DeserializeOwned>(&mut self, path: &[Step], v: &Value) -> Option<T> {
+        match serde_yaml::from_value::<T>(v.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let msg = e.to_string();
+                let field = msg
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| msg.starts_with("unknown field"));
+                let (line, column) = match field {
+                    Some(f) => locate_field(self.src, path, f),
+                    None => locate(self.src, path),
+                };
+                let where_ = locate::display(path);
+                let e = self.error_at(line, column, format!("{where_}: {}", tidy_serde(&msg)));
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, path: &[Step], s: &SecretSource) -> Option<Secret> {
+        match s {
+            SecretSource::Literal(v) => {
+                self.warn(
+                    path,
+                    format!(
+                        "{}: secret written inline; prefer {{ env: VAR }} or {{ file: /path }}",
+                        locate::display(path)
+                    ),
+                );
+                Some(Secret::new(v.clone()))
+            }
+            SecretSource::Env { env } => match std::env::var(env) {
+                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+                _ => {
+                    self.error(
+                        path,
+                        format!(
+                            "{}: environment variable {env} is not set",
+                            locate::display(path)
+                        ),
+                    );
+                    None
+                }
+            },
+            SecretSource::File { file } => match std::fs::read_to_string(file) {
+                Ok(v) => Some(Secret::new(v.trim_end_matches(['\n', '\r']).to_string())),
+                Err(e) => {
+                    self.error(
+                        path,
+                        format!(
+                            "{}: cannot read secret file {}: {e}",
+                            locate::display(path),
+                            file.display()
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// serde_yaml's untagged-enum message is unhelpful; say what is accepted.
+fn tidy_serde(msg: &str) -> String {
+    if msg.contains("did not match any variant of untagged enum SecretSource") {
+        return "a secret must be \"literal\", { env: VAR } or { file: /path }".into();
+    }
+    if msg.contains("did not match any variant of untagged enum CredentialsConfig") {
+        return "credentials must be aws-default-chain, { assume_role: {...} } or { access_key_id, secret_access_key[, session_token] }".into();
+    }
+    msg.to_string()
+}
+
+fn k(s: &str) -> Step {
+    Step::Key(s.to_string())
+}
+
+/// Load and validate a config file.
+pub fn load(file: &Path) -> Result<Config, Vec<ConfigError>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![ConfigError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+            snippet: None,
+        }]
+    })?;
+    parse(file, &src)
+}
+
+/// Validate config text (named `file` in messages).
+pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut cx = Ctx {
+        file,
+        src,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let doc: Value = match serde_yaml::from_str(src) {
+        Ok(v) => v,
+        Err(e) => {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            return Err(vec![cx.error_at(
+                line,
+                column,
+                format!("invalid YAML: {e}"),
+            )]);
+        }
+    };
+    let Value::Mapping(top) = &doc else {
+        return Err(vec![cx.error_at(
+            1,
+            1,
+            "the config must be a mapping of sections (listen, region, principals, …)".into(),
+        )]);
+    };
+    for key in top.keys() {
+        let name = key.as_str().unwrap_or("");
+        if !TOP_LEVEL_KEYS.contains(&name) {
+            let hint = crate::util::did_you_mean(name, TOP_LEVEL_KEYS)
+                .map(|s| format!(" — did you mean {s}?"))
+                .unwrap_or_default();
+            cx.error(&[k(name)], format!("unknown section `{name}`{hint}"));
+        }
+    }
+    let get = |name: &str| top.get(name);
+
+    let listen: Vec<ListenerConfig> = list_section(&mut cx, "listen", get("listen"));
+    if get("listen").is_none() {
+        cx.error(&[], "missing section `listen` (where clients connect)");
+    }
+    for (i, l) in listen.iter().enumerate() {
+        let p = [k("listen"), Step::Index(i), k("address")];
+        if l.address.parse::<SocketAddr>().is_err() {
+            cx.error(
+                &p,
+                format!(
+                    "listen[{i}].address: `{}` is not an IP:port address",
+                    l.address
+                ),
+            );
+        }
+        if let Some(tls) = &l.tls {
+            for (f, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if !path.exists() {
+                    cx.error(
+                        &[k("listen"), Step::Index(i), k("tls"), k(f)],
+                        format!(
+                            "listen[{i}].tls.{f}: file {} does not exist",
+                            path.display()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    let region: String = match get("region") {
+        Some(v) => cx.parse(&[k("region")], v).unwrap_or_default(),
+        None => {
+            cx.error(
+                &[],
+                "missing `region` (the region clients sign their requests for)",
+            );
+            String::new()
+        }
+    };
+    let hostnames: Vec<String> = get("hostnames")
+        .and_then(|v| cx.parse(&[k("hostnames")], v))
+        .unwrap_or_default();
+
+    let principals = principals(&mut cx, get("principals"));
+    let (upstreams, upstream_credentials) = upstreams(&mut cx, get("upstreams"));
+    let declared: Vec<String> = match get("upstreams") {
+        Some(Value::Mapping(m)) => m
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let buckets = buckets(&mut cx, get("buckets"), &declared);
+
+    let policies: PoliciesConfig = get("policies")
+        .and_then(|v| cx.parse(&[k("policies")], v))
+        .unwrap_or_default();
+    let multipart = get("multipart").and_then(|v| cx.parse(&[k("multipart")], v));
+    let audit = get("audit").and_then(|v| cx.parse(&[k("audit")], v));
+    let admin: Option<AdminConfig> = get("admin").and_then(|v| cx.parse(&[k("admin")], v));
+    if let Some(a) = &admin {
+        if a.address.parse::<SocketAddr>().is_err() {
+            cx.error(
+                &[k("admin"), k("address")],
+                format!("admin.address: `{}` is not an IP:port address", a.address),
+            );
+        }
+    }
+    let log: LogConfig = get("log")
+        .and_then(|v| cx.parse(&[k("log")], v))
+        .unwrap_or_default();
+    let gateway_name: String = get("gateway_name")
+        .and_then(|v| cx.parse(&[k("gateway_name")], v))
+        .unwrap_or_else(default_gateway_name);
+    let timeouts: TimeoutsConfig = get("timeouts")
+        .and_then(|v| cx.parse(&[k("timeouts")], v))
+        .unwrap_or_default();
+    let threads: usize = get("threads")
+        .and_then(|v| cx.parse(&[k("threads")], v))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(cx.errors);
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        listen,
+        region,
+        hostnames,
+        principals,
+        upstreams,
+        upstream_credentials,
+        buckets,
+        policies,
+        multipart,
+        audit,
+        admin,
+        log,
+        gateway_name,
+        timeouts,
+        threads,
+        warnings: cx.warnings,
+    })
+}
+
+fn default_gateway_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "s3gate".into())
+}
+
+fn list_section<T: DeserializeOwned>(cx: &mut Ctx<'_>, name: &str, v: Option<&Value>) -> Vec<T> {
+    let Some(v) = v else { return Vec::new() };
+    let Value::Sequence(items) = v else {
+        cx.error(&[k(name)], format!("`{name}` must be a list"));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| cx.parse(&[k(name), Step::Index(i)], item))
+        .collect()
+}
+
+fn map_section<T: DeserializeOwned>(
+    cx: &mut Ctx<'_>,
+    name: &str,
+    v: Option<&Value>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    let Some(v) = v else { return out };
+    let Value::Mapping(m) = v else {
+        cx.error(&[k(name)], format!("`{name}` must be a mapping"));
+        return out;
+    };
+    for (key, item) in m {
+        let key = key.as_str().unwrap_or("").to_string();
+        if let Some(t) = cx.parse(&[k(name), k(&key)], item) {
+            out.insert(key, t);
+        }
+    }
+    out
+}
+
+fn principals(cx: &mut Ctx<'_>, v: Option<&Value>) -> Vec<ResolvedPrincipal> {
+    let list: Vec<PrincipalConfig> = list_section(cx, "principals", v);
+    let mut names = HashSet::new();
+    let mut keys = HashSet::new();
+    let mut out = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        let at = |f: &str| [k("principals"), Step::Index(i), k(f)];
+        if !names.insert(p.name.clone()) {
+            cx.error(
+                &at("name"),
+                format!("principals[{i}]: the name `{}` is used twice", p.name),
+            );
+        }
+        if ["*", "anonymous"].contains(&p.name.as_str()) {
+            cx.error(
+                &at("name"),
+                format!("principals[{i}]: `{}` is reserved in policies", p.name),
+            );
+        }
+        if !keys.insert(p.access_key_id.clone()) {
+            cx.error(
+                &at("access_key_id"),
+                format!(
+                    "principals[{i}]: access key id {} is used twice",
+                    p.access_key_id
+                ),
+            );
+        }
+        if p.access_key_id.len() < 3 || !p.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            cx.error(
+                &at("access_key_id"),
+                format!("principals[{i}].access_key_id must be ASCII letters and digits"),
+            );
+        }
+        if let Some(secret) = cx.secret(&at("secret_access_key"), &p.secret_access_key) {
+            out.push(ResolvedPrincipal {
+                name: p.name.clone(),
+                access_key_id: p.access_key_id.clone(),
+                secret,
+            });
+        }
+    }
+    out
+}
+
+type Upstreams = (
+    BTreeMap<String, UpstreamConfig>,
+    BTreeMap<String, ResolvedCredentials>,
+);
+
+fn upstreams(cx: &mut Ctx<'_>, v: Option<&Value>) -> Upstreams {
+    let ups: BTreeMap<String, UpstreamConfig> = map_section(cx, "upstreams", v);
+    let mut creds = BTreeMap::new();
+    for (name, u) in &ups {
+        let at = |f: &str| vec![k("upstreams"), k(name), k(f)];
+        match (&u.endpoint, u.kind) {
+            (None, UpstreamKind::S3Compatible | UpstreamKind::Cos) => {
+                cx.error(
+                    &at("kind"),
+                    format!(
+                        "upstreams.{name}: an endpoint is required for kind {:?}",
+                        u.kind
+                    ),
+                );
+            }
+            (Some(e), _) => {
+                if let Err(msg) = crate::route::Endpoint::parse(e) {
+                    cx.error(&at("endpoint"), format!("upstreams.{name}.endpoint: {msg}"));
+                }
+            }
+            _ => {}
+        }
+        if matches!(u.kind, UpstreamKind::Aws | UpstreamKind::Outposts) && u.region.is_none() {
+            cx.error(
+                &at("kind"),
+                format!(
+                    "upstreams.{name}: `region` is required for kind {:?}",
+                    u.kind
+                ),
+            );
+        }
+        if let Some(c) = &u.connect_to {
+            if c.parse::<SocketAddr>().is_err() {
+                cx.error(
+                    &at("connect_to"),
+                    format!("upstreams.{name}.connect_to: `{c}` is not an IP:port address"),
+                );
+            }
+        }
+        match &u.credentials {
+            CredentialsConfig::Static(s) => {
+                let mut c = at("credentials");
+                c.push(k("access_key_id"));
+                let akid = cx.secret(&c, &s.access_key_id);
+                c.pop();
+                c.push(k("secret_access_key"));
+                let secret = cx.secret(&c, &s.secret_access_key);
+                c.pop();
+                c.push(k("session_token"));
+                let token = s.session_token.as_ref().map(|t| cx.secret(&c, t));
+                if let (Some(a), Some(s)) = (akid, secret) {
+                    creds.insert(
+                        name.clone(),
+                        ResolvedCredentials {
+                            access_key_id: a.expose().to_string(),
+                            secret_access_key: s,
+                            session_token: token.flatten(),
+                        },
+                    );
+                }
+            }
+            CredentialsConfig::Named(n) if n == "aws-default-chain" => {
+                cx.error(&at("credentials"), format!("upstreams.{name}.credentials: aws-default-chain is not available in this build yet; use static keys ({{ access_key_id, secret_access_key }})"));
+            }
+            CredentialsConfig::Named(n) => {
+                cx.error(&at("credentials"), format!("upstreams.{name}.credentials: unknown credential source `{n}` (expected aws-default-chain, assume_role or static keys)"));
+            }
+            CredentialsConfig::AssumeRole { .. } => {
+                cx.error(&at("credentials"), format!("upstreams.{name}.credentials: assume_role is not available in this build yet; use static keys"));
+            }
+        }
+        if !matches!(u.kind, UpstreamKind::S3Compatible) && u.endpoint.is_none() {
+            cx.error(
+                &at("kind"),
+                format!(
+                    "upstreams.{name}: kind {:?} needs an explicit `endpoint` in this build",
+                    u.kind
+                ),
+            );
+        }
+    }
+    (ups, creds)
+}
+
+fn buckets(
+    cx: &mut Ctx<'_>,
+    v: Option<&Value>,
+    declared: &[String],
+) -> BTreeMap<String, BucketConfig> {
+    let buckets: BTreeMap<String, BucketConfig> = map_section(cx, "buckets", v);
+    if v.is_none() {
+        cx.error(
+            &[],
+            "missing section `buckets` (which buckets clients may use, and where they go)",
+        );
+    }
+    for (name, b) in &buckets {
+        let at = |f: &str| [k("buckets"), k(name), k(f)];
+        if !declared.contains(&b.upstream) {
+            let known: Vec<&str> = declared.iter().map(String::as_str).collect();
+            let hint = crate::util::did_you_mean(&b.upstream, &known)
+                .map(|s| format!(" — did you mean {s}?"))
+                .unwrap_or_default();
+            cx.error(
+                &at("upstream"),
+                format!(
+                    "buckets.{name}: upstream `{}` is not defined in `upstreams`{hint}",
+                    b.upstream
+                ),
+            );
+        }
+        if name == "*" && b.target.is_some() {
+            cx.error(
+                &at("target"),
+                "buckets.\"*\": the catch-all cannot have a target (each bucket keeps its name)",
+            );
+        }
+        if b.expected_bucket_owner != ExpectedBucketOwnerRule::Passthrough && b.owner.is_none() {
+            cx.error(
+                &at("expected_bucket_owner"),
+                format!(
+                    "buckets.{name}: expected_bucket_owner {:?} needs `owner`",
+                    b.expected_bucket_owner
+                ),
+            );
+        }
+        if name != "*" && !crate::s3::addressing::valid_bucket_name(name) {
+            cx.error(
+                &[k("buckets"), k(name)],
+                format!("buckets.{name}: not a valid S3 bucket name"),
+            );
+        }
+    }
+    buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+listen:
+  - address: 127.0.0.1:9000
+region: us-east-1
+hostnames: [localhost]
+principals:
+  - name: etl
+    access_key_id: AKIAETL
+    secret_access_key: s3cr3t
+upstreams:
+  lab:
+    kind: s3-compatible
+    endpoint: http://127.0.0.1:3900
+    region: garage
+    credentials: { access_key_id: GK1, secret_access_key: x }
+buckets:
+  data:
+    upstream: lab
+    target: real-data
+";
+
+    #[test]
+    fn good_config_loads_with_warnings_for_literals() {
+        let c = parse(Path::new("g.yaml"), GOOD).unwrap();
+        assert_eq!(c.principals[0].name, "etl");
+        assert_eq!(c.buckets["data"].target.as_deref(), Some("real-data"));
+        assert_eq!(c.warnings.len(), 3);
+        assert_eq!(c.warnings[0].line, 8);
+    }
+
+    #[test]
+    fn reports_every_error_with_position() {
+        let bad = GOOD
+            .replace("    upstream: lab\n", "    upstream: labb\n")
+            .replace("kind: s3-compatible", "kind: s3-compatible\n    endpont: x")
+            .replace("region: us-east-1\n", "region: us-east-1\nregoin: x\n");
+        let errs = parse(Path::new("g.yaml"), &bad).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{text:#?}");
+        assert!(
+            text[0].starts_with("g.yaml:4:1: unknown section `regoin` — did you mean region?"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].starts_with("g.yaml:13:5: upstreams.lab: unknown field `endpont`"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].starts_with("g.yaml:19:5: buckets.data: upstream `labb` is not defined"),
+            "{}",
+            text[2]
+        );
+        assert!(text[2].contains("did you mean lab?"));
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_position() {
+        let errs = parse(Path::new("g.yaml"), "listen: [\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].line >= 1);
+    }
+}

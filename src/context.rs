@@ -1,0 +1,78 @@
+//! Per-request state, carried through every pingora phase.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::payload::BodyVerifier;
+use crate::auth::{AuthMethod, Principal};
+use crate::route::Route;
+use crate::s3::{Operation, Query, S3Error};
+
+pub struct RequestCtx {
+    pub request_id: String,
+    pub started: Instant,
+    pub operation: Option<Operation>,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub query: Query,
+    pub principal: Option<Arc<Principal>>,
+    /// The access key a failed authentication named, when it is ours.
+    pub access_key_id: Option<String>,
+    pub auth_method: Option<AuthMethod>,
+    pub route: Option<Route>,
+    /// The copy source's bucket upstream (CopyObject, UploadPartCopy).
+    pub copy_source_target: Option<String>,
+    /// Verifies the client's body while it streams upstream.
+    pub verifier: Option<BodyVerifier>,
+    /// Whether the client's body is aws-chunked (decoded before forwarding).
+    pub aws_chunked: bool,
+    /// Length of the body the upstream receives.
+    pub upstream_length: Option<u64>,
+    /// `x-amz-content-sha256` of the upstream request.
+    pub upstream_payload_hash: String,
+    /// The body was read and verified before the request went upstream.
+    pub body_prebuffered: Option<bytes::Bytes>,
+    /// The error to answer with when the proxy fails (set by our stages).
+    pub error: Option<S3Error>,
+    /// Status answered to the client.
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            request_id: crate::util::request_id(),
+            started: Instant::now(),
+            operation: None,
+            bucket: None,
+            key: None,
+            query: Query::default(),
+            principal: None,
+            access_key_id: None,
+            auth_method: None,
+            route: None,
+            copy_source_target: None,
+            verifier: None,
+            aws_chunked: false,
+            upstream_length: None,
+            upstream_payload_hash: "UNSIGNED-PAYLOAD".into(),
+            body_prebuffered: None,
+            error: None,
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    pub fn operation_name(&self) -> &'static str {
+        self.operation.as_ref().map_or("-", Operation::name)
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

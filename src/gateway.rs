@@ -1,0 +1,224 @@
+//! The gateway as a pingora proxy. Each phase is a few lines calling one
+//! stage of the pipeline; the order is pingora's (pingora-notes.md):
+//!
+//! request_filter        → admit: operation, authentication, decision, route, body setup
+//! upstream_peer         → where the route's upstream is
+//! upstream_request_filter → forward::rewrite: re-address, strip, re-sign (every attempt)
+//! request_body_filter   → stream the body through its verifier
+//! response phases       → relay faithfully, add our request id
+//! fail_to_proxy         → S3 error XML
+//! logging               → one line per request
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use crate::admit::{admit, Admission};
+use crate::context::RequestCtx;
+use crate::s3::{err, S3Error, S3ErrorCode};
+use crate::state::GatewayState;
+use crate::{forward, respond};
+
+pub struct Gateway {
+    pub state: Arc<GatewayState>,
+}
+
+fn fail(ctx: &mut RequestCtx, e: S3Error) -> Box<Error> {
+    let status = e.status();
+    ctx.error = Some(e);
+    Error::explain(ErrorType::HTTPStatus(status), "s3gate refused the request")
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    /// Runs once the request header is read. `Ok(true)`: we answered.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        match admit(&self.state, session, ctx).await {
+            Ok(Admission::Forward) => Ok(false),
+            Ok(Admission::Answer(xml)) => {
+                respond::xml(session, ctx, xml).await;
+                Ok(true)
+            }
+            Err(e) => {
+                respond::error(session, ctx, &e).await;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Where the route's upstream listens (`connect_to` overrides DNS).
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(route) = &ctx.route else {
+            return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
+        };
+        let up = route.upstream.clone();
+        let addr: SocketAddr = match up.connect_to {
+            Some(a) => a,
+            None => {
+                let target = (
+                    up.endpoint.host.trim_matches(['[', ']']).to_string(),
+                    up.endpoint.port,
+                );
+                match tokio::net::lookup_host(target)
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                {
+                    Some(a) => a,
+                    None => {
+                        let e = err(
+                            S3ErrorCode::BadGateway,
+                            format!(
+                                "The upstream {} ({}) cannot be resolved",
+                                up.name, up.endpoint.host
+                            ),
+                        );
+                        return Err(fail(ctx, e));
+                    }
+                }
+            }
+        };
+        let sni = match (up.addressing, route.target.is_empty()) {
+            (crate::config::Addressing::Virtual, false) => {
+                format!("{}.{}", route.target, up.endpoint.host)
+            }
+            _ => up.endpoint.host.clone(),
+        };
+        let mut peer = HttpPeer::new(addr, up.endpoint.tls, sni);
+        let t = &self.state.config.timeouts;
+        peer.options.connection_timeout = Some(Duration::from_secs(t.connect_secs));
+        peer.options.read_timeout = Some(Duration::from_secs(t.read_secs));
+        peer.options.write_timeout = Some(Duration::from_secs(t.read_secs));
+        peer.options.idle_timeout = Some(Duration::from_secs(t.idle_secs));
+        Ok(Box::new(peer))
+    }
+
+    /// Runs after each connect, before the header goes upstream.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        forward::rewrite(upstream_request, ctx).map_err(|e| fail(ctx, e))
+    }
+
+    /// Each piece of the client's body, verified on its way upstream; the
+    /// last piece is held back until the whole body has verified.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(pre) = ctx.body_prebuffered.take() {
+            ctx.bytes_in += pre.len() as u64;
+            *body = Some(pre);
+            return Ok(());
+        }
+        let Some(verifier) = &mut ctx.verifier else {
+            return Ok(());
+        };
+        match verifier.filter(body.take(), end_of_stream) {
+            Ok(out) => {
+                ctx.bytes_in += out.len() as u64;
+                // Some(empty) writes nothing; None would end the body upstream.
+                *body = Some(out);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, code = e.code.as_str(), "request body failed verification; upstream request abandoned");
+                Err(fail(ctx, e))
+            }
+        }
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.status = resp.status.as_u16();
+        if resp.headers.get("x-amz-request-id").is_none() {
+            let _ = resp.insert_header("x-amz-request-id", ctx.request_id.as_str());
+        }
+        let _ = resp.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _eos: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(b) = body {
+            ctx.bytes_out += b.len() as u64;
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let upstream = ctx
+            .route
+            .as_ref()
+            .map_or("-", |r| r.upstream.name.as_str())
+            .to_string();
+        let s3 = ctx
+            .error
+            .take()
+            .or_else(|| respond::from_proxy_error(e, &upstream));
+        let code = match (&s3, session.response_written()) {
+            (Some(s3), None) => {
+                if s3.status() >= 500 {
+                    tracing::warn!(request_id = %ctx.request_id, upstream, error = %e, "proxying failed");
+                }
+                respond::error(session, ctx, s3).await;
+                s3.status()
+            }
+            (Some(s3), Some(_)) => {
+                ctx.error = Some(s3.clone());
+                0
+            }
+            (None, _) => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
+        // Our own refusals are logged by `logging` with their S3 code.
+        ctx.error.is_some() || ctx.status > 0
+    }
+
+    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        crate::logging::access(ctx, e);
+    }
+}

@@ -1,0 +1,30 @@
+//! s3gate: an S3 gateway.
+//!
+//! The pipeline, stage by stage, as a request meets it:
+//!
+//! 1. listen            — `server`: pingora listeners (HTTP and TLS) from `config`
+//! 2. parse             — `s3`: path/virtual-host addressing → an [`s3::Operation`]
+//! 3. authenticate      — `auth`: SigV4 header/presigned, SigV2, payload mode
+//! 4. decide            — (policies, bucket-owner and payer rules plug in here)
+//! 5. route             — `route`: client bucket → upstream, target bucket, host/path
+//! 6. re-sign           — `forward` + `resign`: strip the client's auth, sign with aws-sigv4
+//! 7. stream            — `auth::payload`: verify while streaming, hold back the end
+//! 8. relay             — `gateway`: upstream responses pass through as they are
+//! 9. log               — `logging`: one line per request, never a secret
+//!
+//! `gateway` is the pingora `ProxyHttp` implementation that calls the stages.
+
+pub mod admit;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod forward;
+pub mod gateway;
+pub mod logging;
+pub mod resign;
+pub mod respond;
+pub mod route;
+pub mod s3;
+pub mod server;
+pub mod state;
+pub mod util;

@@ -1,0 +1,106 @@
+//! Answers the gateway gives itself: S3 error XML and local results, each
+//! with the gateway's request id.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::context::RequestCtx;
+use crate::s3::{err, S3Error, S3ErrorCode};
+
+/// Write an S3 error response; the connection is not reused, since the
+/// client's body may not have been read.
+pub async fn error(session: &mut Session, ctx: &mut RequestCtx, e: &S3Error) {
+    ctx.status = e.status();
+    session.set_keepalive(None);
+    let body = if session.req_header().method == http::Method::HEAD {
+        String::new()
+    } else {
+        e.to_xml(&ctx.request_id)
+    };
+    write(session, ctx, e.status(), body, true).await;
+}
+
+/// Write a 200 with an XML document.
+pub async fn xml(session: &mut Session, ctx: &mut RequestCtx, body: String) {
+    ctx.status = 200;
+    write(session, ctx, 200, body, false).await;
+}
+
+async fn write(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    body: String,
+    close: bool,
+) {
+    let Ok(mut h) = ResponseHeader::build(status, Some(6)) else {
+        return;
+    };
+    let len = body.len();
+    let _ = h.insert_header("content-type", "application/xml");
+    let _ = h.insert_header("content-length", len.to_string());
+    let _ = h.insert_header("x-amz-request-id", ctx.request_id.as_str());
+    let _ = h.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
+    let _ = h.insert_header("server", "s3gate");
+    if close {
+        let _ = h.insert_header("connection", "close");
+    }
+    ctx.bytes_out += len as u64;
+    if session
+        .write_response_header(Box::new(h), len == 0)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if len > 0 {
+        let _ = session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await;
+    }
+}
+
+/// The S3 error for a proxy failure that none of our stages explained.
+pub fn from_proxy_error(e: &Error, upstream: &str) -> Option<S3Error> {
+    use ErrorType::*;
+    let s3 = match e.etype() {
+        ConnectTimedout => err(
+            S3ErrorCode::GatewayTimeout,
+            format!("The upstream {upstream} did not accept a connection in time"),
+        ),
+        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure
+        | TLSHandshakeFailure | InvalidCert => err(
+            S3ErrorCode::BadGateway,
+            format!("The upstream {upstream} is unreachable"),
+        ),
+        ReadTimedout | WriteTimedout => err(
+            S3ErrorCode::GatewayTimeout,
+            format!("The upstream {upstream} did not answer in time"),
+        ),
+        HTTPStatus(code) if *code < 500 => err(
+            S3ErrorCode::InvalidRequest,
+            "The request could not be processed",
+        ),
+        _ => match e.esource() {
+            // The client went away or sent something unreadable.
+            ErrorSource::Downstream => match e.etype() {
+                ReadError | WriteError | ConnectionClosed => return None,
+                _ => err(
+                    S3ErrorCode::IncompleteBody,
+                    "The request body could not be read",
+                ),
+            },
+            ErrorSource::Upstream => err(
+                S3ErrorCode::BadGateway,
+                format!("The upstream {upstream} failed while answering"),
+            ),
+            _ => err(
+                S3ErrorCode::InternalError,
+                "We encountered an internal error. Please try again.",
+            ),
+        },
+    };
+    Some(s3)
+}

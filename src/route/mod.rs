@@ -1,0 +1,258 @@
+//! Client-visible bucket → upstream, and where on that upstream a request
+//! goes (Host and path), per the upstream's kind and addressing style.
+//!
+//! Each upstream kind decides its own host names and signing name; the
+//! `aws`, `cos` and `outposts` specifics plug in here (issue 5).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Addressing, BucketConfig, Config, ResolvedCredentials, UpstreamKind};
+use crate::s3::uri::encode_path;
+use crate::s3::{err, S3ErrorCode, S3Result};
+
+/// `scheme://host[:port]` of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn parse(s: &str) -> Result<Endpoint, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("`{s}` must start with http:// or https://"));
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.is_empty() {
+            return Err(format!("`{s}` must be scheme://host[:port] without a path"));
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if rest.starts_with('[') {
+            let (h, p) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: unclosed IPv6 literal"))?;
+            let port = match p.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
+                None => default_port,
+            };
+            (format!("{h}]"), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
+                ),
+                None => (rest.to_string(), default_port),
+            }
+        };
+        Ok(Endpoint { tls, host, port })
+    }
+
+    /// The authority for a Host header: the port only when not the default.
+    pub fn authority(&self, host: &str) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default {
+            host.to_string()
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// A configured upstream, ready to receive requests.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: UpstreamKind,
+    pub endpoint: Endpoint,
+    pub region: String,
+    pub addressing: Addressing,
+    pub connect_to: Option<SocketAddr>,
+    pub credentials: ResolvedCredentials,
+    /// SigV4 signing name: `s3`, or `s3-outposts` for Outposts.
+    pub service: &'static str,
+}
+
+impl Upstream {
+    /// Host header and path for a request on `bucket`/`key` (key unencoded).
+    pub fn locate(&self, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
+        let key_path = key.map(encode_path).unwrap_or_default();
+        match (bucket, self.addressing) {
+            (Some(b), Addressing::Virtual) => (
+                self.endpoint
+                    .authority(&format!("{b}.{}", self.endpoint.host)),
+                format!("/{key_path}"),
+            ),
+            (Some(b), Addressing::Path) => {
+                let path = if key.is_some() {
+                    format!("/{}/{key_path}", encode_path(b))
+                } else {
+                    format!("/{}", encode_path(b))
+                };
+                (self.endpoint.authority(&self.endpoint.host), path)
+            }
+            (None, _) => (
+                self.endpoint.authority(&self.endpoint.host),
+                "/".to_string(),
+            ),
+        }
+    }
+}
+
+/// Where one client-visible bucket goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub upstream: Arc<Upstream>,
+    /// The bucket name upstream.
+    pub target: String,
+    pub rules: Arc<BucketConfig>,
+}
+
+#[derive(Debug, Default)]
+pub struct Router {
+    buckets: HashMap<String, (Arc<Upstream>, Arc<BucketConfig>)>,
+    catch_all: Option<(Arc<Upstream>, Arc<BucketConfig>)>,
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Result<Router, String> {
+        let mut upstreams = BTreeMap::new();
+        for (name, u) in &config.upstreams {
+            let endpoint = Endpoint::parse(u.endpoint.as_deref().unwrap_or_default())?;
+            let credentials = config
+                .upstream_credentials
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("upstream {name} has no usable credentials"))?;
+            let addressing = u.addressing.unwrap_or(match u.kind {
+                UpstreamKind::Aws => Addressing::Virtual,
+                _ => Addressing::Path,
+            });
+            let up = Upstream {
+                name: name.clone(),
+                kind: u.kind,
+                region: u.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                addressing,
+                connect_to: u.connect_to.as_deref().and_then(|c| c.parse().ok()),
+                credentials,
+                service: if u.kind == UpstreamKind::Outposts {
+                    "s3-outposts"
+                } else {
+                    "s3"
+                },
+                endpoint,
+            };
+            upstreams.insert(name.clone(), Arc::new(up));
+        }
+        let mut router = Router {
+            upstreams,
+            ..Default::default()
+        };
+        for (bucket, b) in &config.buckets {
+            let up = router
+                .upstreams
+                .get(&b.upstream)
+                .cloned()
+                .ok_or_else(|| format!("bucket {bucket}: unknown upstream {}", b.upstream))?;
+            let entry = (up, Arc::new(b.clone()));
+            if bucket == "*" {
+                router.catch_all = Some(entry);
+            } else {
+                router.buckets.insert(bucket.clone(), entry);
+            }
+        }
+        Ok(router)
+    }
+
+    /// The route of a client-visible bucket; unlisted buckets are refused
+    /// unless there is a `"*"` catch-all.
+    pub fn route(&self, bucket: &str) -> S3Result<Route> {
+        let (up, rules) = self
+            .buckets
+            .get(bucket)
+            .or(self.catch_all.as_ref())
+            .ok_or_else(|| {
+                err(
+                    S3ErrorCode::AccessDenied,
+                    format!("Bucket {bucket} is not served by this gateway"),
+                )
+                .with_resource(format!("/{bucket}"))
+            })?;
+        Ok(Route {
+            upstream: up.clone(),
+            target: rules.target.clone().unwrap_or_else(|| bucket.to_string()),
+            rules: rules.clone(),
+        })
+    }
+
+    /// Where ListBuckets goes: the catch-all's upstream, if any.
+    pub fn service_upstream(&self) -> Option<Arc<Upstream>> {
+        self.catch_all.as_ref().map(|(u, _)| u.clone())
+    }
+
+    /// The client-visible buckets named in the config (for a local ListBuckets).
+    pub fn named_buckets(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.buckets.keys().map(String::as_str).collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::parse("http://127.0.0.1:3900").unwrap();
+        assert_eq!((e.tls, e.host.as_str(), e.port), (false, "127.0.0.1", 3900));
+        let e = Endpoint::parse("https://s3.eu-de.cloud-object-storage.appdomain.cloud/").unwrap();
+        assert_eq!(e.port, 443);
+        assert_eq!(
+            e.authority(&e.host),
+            "s3.eu-de.cloud-object-storage.appdomain.cloud"
+        );
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://x/path").is_err());
+    }
+
+    #[test]
+    fn locate_path_and_virtual() {
+        let mk = |addressing| Upstream {
+            name: "u".into(),
+            kind: UpstreamKind::S3Compatible,
+            endpoint: Endpoint::parse("http://store.local:3900").unwrap(),
+            region: "r".into(),
+            addressing,
+            connect_to: None,
+            credentials: ResolvedCredentials {
+                access_key_id: "a".into(),
+                secret_access_key: crate::auth::Secret::new("s".into()),
+                session_token: None,
+            },
+            service: "s3",
+        };
+        let p = mk(Addressing::Path);
+        assert_eq!(
+            p.locate(Some("b"), Some("a b/ü+=")),
+            ("store.local:3900".into(), "/b/a%20b/%C3%BC%2B%3D".into())
+        );
+        assert_eq!(
+            p.locate(Some("b"), None),
+            ("store.local:3900".into(), "/b".into())
+        );
+        let v = mk(Addressing::Virtual);
+        assert_eq!(
+            v.locate(Some("b"), Some("k//x")),
+            ("b.store.local:3900".into(), "/k//x".into())
+        );
+    }
+}
