@@ -146,13 +146,20 @@ impl Ctx<'_> {
     fn secret(&mut self, path: &[Step], s: &SecretSource) -> Option<Secret> {
         match s {
             SecretSource::Literal(v) => {
-                self.warn(
+                let mut w = self.at(
                     path,
                     format!(
                         "{}: secret written inline; prefer {{ env: VAR }} or {{ file: /path }}",
                         locate::display(path)
                     ),
                 );
+                // The snippet must not repeat the secret.
+                if let Some(snip) = &mut w.snippet {
+                    if !v.is_empty() {
+                        *snip = snip.replace(v.as_str(), "<redacted>");
+                    }
+                }
+                self.warnings.push(w);
                 Some(Secret::new(v.clone()))
             }
             SecretSource::Env { env } => match std::env::var(env) {
@@ -617,6 +624,11 @@ buckets:
         assert_eq!(c.buckets["data"].target.as_deref(), Some("real-data"));
         assert_eq!(c.warnings.len(), 3);
         assert_eq!(c.warnings[0].line, 8);
+        assert!(
+            !c.warnings[0].to_string().contains("s3cr3t"),
+            "{}",
+            c.warnings[0]
+        );
     }
 
     #[test]
