@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -300,6 +301,7 @@ buckets:
     log_path = gdir / "gateway.log"
     GATEWAY_LOGS[up.name] = log_path
     env = dict(os.environ, **extra_env)
+    env["NO_COLOR"] = "1"
     env.setdefault("S3GATE_LOG", "info,pingora_core=warn,pingora_proxy=warn")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -426,6 +428,7 @@ def cleanup(target):
 # reporting: show the gateway's log lines of a failing test
 
 _SESSION_FAILED = False
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -448,7 +451,7 @@ def pytest_runtest_makereport(item, call):
             text = f.read().decode(errors="replace")
     except OSError as e:
         text = f"(cannot read: {e})"
-    lines = text.splitlines()
+    lines = [_ANSI.sub("", l) for l in text.splitlines()]
     if len(lines) > 200:
         lines = [f"... {len(lines) - 200} earlier lines cut ..."] + lines[-200:]
     rep.sections.append((f"gateway log during this test: {path}", "\n".join(lines)))

@@ -34,6 +34,8 @@ pub struct RequestCtx {
     pub body_prebuffered: Option<bytes::Bytes>,
     /// The error to answer with when the proxy fails (set by our stages).
     pub error: Option<S3Error>,
+    /// The S3 error code the gateway answered with, if it answered with one.
+    pub error_code: Option<&'static str>,
     /// Status answered to the client.
     pub status: u16,
     pub bytes_in: u64,
@@ -60,6 +62,7 @@ impl RequestCtx {
             upstream_payload_hash: "UNSIGNED-PAYLOAD".into(),
             body_prebuffered: None,
             error: None,
+            error_code: None,
             status: 0,
             bytes_in: 0,
             bytes_out: 0,

@@ -15,6 +15,7 @@ pub fn init(format: LogFormat, level: Option<&str>) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -26,7 +27,7 @@ pub fn init(format: LogFormat, level: Option<&str>) {
 pub fn access(ctx: &RequestCtx, e: Option<&Error>) {
     let principal = ctx.principal.as_ref().map_or("-", |p| p.name.as_str());
     let upstream = ctx.route.as_ref().map_or("-", |r| r.upstream.name.as_str());
-    let code = ctx.error.as_ref().map_or("-", |e| e.code.as_str());
+    let code = ctx.error_code.unwrap_or("-");
     let status = if ctx.status == 0 && e.is_some() {
         499
     } else {

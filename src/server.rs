@@ -16,7 +16,7 @@ use crate::state::GatewayState;
 pub fn serve(config: Config) -> anyhow::Result<()> {
     // pingora uses rustls with ring; pick the provider explicitly since
     // other crates in the build may enable aws-lc-rs too.
-    let _ = pingora::tls::install_default_crypto_provider();
+    pingora::tls::install_default_crypto_provider();
     let listen = config.listen.clone();
     let conf = ServerConf {
         threads: config.threads.max(1),

@@ -18,7 +18,7 @@ use crate::s3::{err, S3Error, S3ErrorCode};
 
 enum Kind {
     Raw {
-        sha256: Option<(Sha256, [u8; 32])>,
+        sha256: Option<Box<(Sha256, [u8; 32])>>,
         /// A checksum sent as a header (`x-amz-checksum-crc32: …`).
         checksum: Option<(Checksum, String)>,
     },
@@ -47,7 +47,7 @@ impl BodyVerifier {
                 checksum: header_checksum,
             },
             PayloadMode::Sha256(h) => Kind::Raw {
-                sha256: Some((Sha256::new(), *h)),
+                sha256: Some(Box::new((Sha256::new(), *h))),
                 checksum: header_checksum,
             },
             PayloadMode::SignedChunks { trailer, signing } => {
@@ -82,8 +82,8 @@ impl BodyVerifier {
         let out = match (&mut self.kind, body) {
             (_, None) => Bytes::new(),
             (Kind::Raw { sha256, checksum }, Some(b)) => {
-                if let Some((h, _)) = sha256 {
-                    h.update(&b);
+                if let Some(hs) = sha256 {
+                    hs.0.update(&b);
                 }
                 if let Some((c, _)) = checksum {
                     c.update(&b);
@@ -124,7 +124,7 @@ impl BodyVerifier {
                         return Err(err(S3ErrorCode::IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header"));
                     }
                 }
-                if let Some((h, expected)) = sha256.take() {
+                if let Some((h, expected)) = sha256.take().map(|b| *b) {
                     if h.finalize().as_slice() != expected {
                         return Err(err(S3ErrorCode::XAmzContentSHA256Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed."));
                     }

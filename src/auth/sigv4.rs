@@ -122,8 +122,7 @@ pub fn verify_header(
 
     let key = signing_key(principal.secret.expose(), sig.date, sig.region, sig.service);
     let query = req.query.canonical(|_| false);
-    let sts = verify_signature(req, &query, &sig, content_sha, &amz_date, &key).map_err(fail)?;
-    let _ = sts;
+    verify_signature(req, &query, &sig, content_sha, &amz_date, &key).map_err(fail)?;
     let payload = match payload {
         PayloadMode::SignedChunks { trailer, .. } => PayloadMode::SignedChunks {
             trailer,
