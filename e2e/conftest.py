@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -65,16 +66,23 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, what: str, log: Optional[Path] = None,
-                  proc: Optional[subprocess.Popen] = None, timeout: float = 60) -> None:
-    """Poll a TCP connect until `port` accepts (readiness, not a fixed wait)."""
+                  proc: Optional[subprocess.Popen] = None, timeout: float = 60,
+                  tls_ca: Optional[Path] = None) -> None:
+    """Poll a TCP connect until `port` accepts (readiness, not a fixed wait).
+    With `tls_ca`, also complete a TLS handshake, so that the probe does not
+    leave a handshake error in the server's log."""
     deadline = time.monotonic() + timeout
+    ctx = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             break
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                if ctx is None:
+                    return
+                with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+                    return
+        except (OSError, ssl.SSLError):
             time.sleep(0.05)  # readiness poll interval
     text = log.read_text(errors="replace") if log and log.exists() else ""
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}\n{text}")
@@ -169,6 +177,9 @@ def client_env(session_dir: Path, key: str = ALICE_KEY, secret: str = ALICE_SECR
     env["AWS_SHARED_CREDENTIALS_FILE"] = str(session_dir / "no-aws-credentials")
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     env["AWS_PAGER"] = ""
+    # No client-side retries: a gateway error must show, not be retried away.
+    env["AWS_RETRY_MODE"] = "standard"
+    env["AWS_MAX_ATTEMPTS"] = "1"
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
 
@@ -310,7 +321,7 @@ buckets:
         )
     try:
         wait_for_port(http_port, f"gateway {up.name} (http)", log_path, proc)
-        wait_for_port(https_port, f"gateway {up.name} (https)", log_path, proc)
+        wait_for_port(https_port, f"gateway {up.name} (https)", log_path, proc, tls_ca=cert)
     except BaseException:
         stop_tethered(proc)
         raise
@@ -366,7 +377,7 @@ class Target:
 
     def client(self, key: str = ALICE_KEY, secret: str = ALICE_SECRET, **config):
         """A boto3 client through the gateway (default settings otherwise)."""
-        cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, **config)
+        cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, **config)
         return boto3.session.Session().client(
             "s3", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id=key, aws_secret_access_key=secret,

@@ -7,9 +7,11 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
+use crate::auth::checksum::ChecksumAlgorithm;
 use crate::auth::payload::BodyVerifier;
 use crate::auth::{authenticate, Authenticated, Identity, PayloadMode, RequestView};
 use crate::context::RequestCtx;
+use crate::reframe::Reframer;
 use crate::s3::addressing::address;
 use crate::s3::{err, Operation, Query, S3ErrorCode, S3Result};
 use crate::state::GatewayState;
@@ -186,9 +188,27 @@ async fn prepare_body(
         }
         let mut verifier = BodyVerifier::new(&auth.payload, headers, Some(decoded))?;
         ctx.upstream_length = Some(decoded);
-        if decoded == 0 {
+        let trailer = headers
+            .get("x-amz-trailer")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| ChecksumAlgorithm::from_header(t.trim()));
+        let reframe = ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.upstream.checksum_trailers);
+        if let (Some(alg), true) = (trailer, reframe) {
+            // The client's checksum goes upstream in a trailer of our own
+            // framing; the final chunk only leaves once the body verified.
+            let r = Reframer::new(alg);
+            ctx.upstream_length = Some(r.encoded_length(decoded));
+            ctx.decoded_length = Some(decoded);
+            ctx.upstream_payload_hash = "STREAMING-UNSIGNED-PAYLOAD-TRAILER".into();
+            ctx.reframer = Some(r);
+            ctx.verifier = Some(verifier);
+        } else if decoded == 0 {
             // Nothing would be left to hold back: read and verify the whole
             // (small) body before the upstream sees a complete request.
+            ctx.continue_sent = send_continue(session).await?;
             ctx.body_prebuffered = Some(prebuffer(session, &mut verifier).await?);
         } else {
             ctx.verifier = Some(verifier);
@@ -218,6 +238,27 @@ async fn prepare_body(
         ctx.upstream_length = Some(0);
     }
     Ok(())
+}
+
+/// Answer `Expect: 100-continue` ourselves when we read the body before
+/// there is an upstream to answer it.
+async fn send_continue(session: &mut Session) -> S3Result<bool> {
+    let expects = session
+        .req_header()
+        .headers
+        .get("expect")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if !expects {
+        return Ok(false);
+    }
+    let h = pingora::http::ResponseHeader::build(100, Some(0))
+        .map_err(|_| err(S3ErrorCode::InternalError, "cannot build 100 Continue"))?;
+    session
+        .write_response_header(Box::new(h), false)
+        .await
+        .map_err(|_| err(S3ErrorCode::IncompleteBody, "the client went away"))?;
+    Ok(true)
 }
 
 async fn prebuffer(session: &mut Session, verifier: &mut BodyVerifier) -> S3Result<Bytes> {

@@ -26,6 +26,12 @@ pub struct RequestCtx {
     pub verifier: Option<BodyVerifier>,
     /// Whether the client's body is aws-chunked (decoded before forwarding).
     pub aws_chunked: bool,
+    /// Re-frames the verified body with the client's trailing checksum.
+    pub reframer: Option<crate::reframe::Reframer>,
+    /// Decoded length of a re-framed body.
+    pub decoded_length: Option<u64>,
+    /// The gateway already answered `100 Continue`: do not ask the upstream.
+    pub continue_sent: bool,
     /// Length of the body the upstream receives.
     pub upstream_length: Option<u64>,
     /// `x-amz-content-sha256` of the upstream request.
@@ -58,6 +64,9 @@ impl RequestCtx {
             copy_source_target: None,
             verifier: None,
             aws_chunked: false,
+            reframer: None,
+            decoded_length: None,
+            continue_sent: false,
             upstream_length: None,
             upstream_payload_hash: "UNSIGNED-PAYLOAD".into(),
             body_prebuffered: None,

@@ -58,10 +58,34 @@ pub fn rewrite(req: &mut RequestHeader, ctx: &RequestCtx) -> S3Result<()> {
         for h in CHUNKED_ONLY {
             req.remove_header(*h);
         }
-        // The client's checksum arrives in a trailer, after the headers have
-        // gone upstream: the gateway verifies it itself.
-        req.remove_header("x-amz-sdk-checksum-algorithm");
         strip_aws_chunked_encoding(req)?;
+        match (&ctx.reframer, ctx.decoded_length) {
+            (Some(r), Some(decoded)) => {
+                // Our own aws-chunked framing, carrying the client's checksum.
+                let enc = match req
+                    .headers
+                    .get("content-encoding")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(rest) => format!("aws-chunked,{rest}"),
+                    None => "aws-chunked".to_string(),
+                };
+                req.insert_header("content-encoding", enc)
+                    .map_err(bad_header)?;
+                req.insert_header("x-amz-decoded-content-length", decoded.to_string())
+                    .map_err(bad_header)?;
+                req.insert_header("x-amz-trailer", r.trailer_name())
+                    .map_err(bad_header)?;
+            }
+            // The checksum arrives after the headers have gone upstream and
+            // cannot follow: the gateway verifies it itself.
+            _ => {
+                req.remove_header("x-amz-sdk-checksum-algorithm");
+            }
+        }
+    }
+    if ctx.continue_sent {
+        req.remove_header("expect");
     }
     if let Some(len) = ctx.upstream_length {
         req.remove_header("transfer-encoding");

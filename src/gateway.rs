@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -140,6 +140,24 @@ impl ProxyHttp for Gateway {
         match verifier.filter(body.take(), end_of_stream) {
             Ok(out) => {
                 ctx.bytes_in += out.len() as u64;
+                let out = match &mut ctx.reframer {
+                    None => out,
+                    Some(r) => {
+                        let mut framed = BytesMut::with_capacity(out.len() + 64);
+                        r.push(&out, &mut framed);
+                        if end_of_stream {
+                            let Some((_, value)) = verifier.trailer_checksum() else {
+                                let e = err(
+                                    S3ErrorCode::InvalidRequest,
+                                    "The announced trailing checksum is missing",
+                                );
+                                return Err(fail(ctx, e));
+                            };
+                            r.finish(&value, &mut framed);
+                        }
+                        framed.freeze()
+                    }
+                };
                 // Some(empty) writes nothing; None would end the body upstream.
                 *body = Some(out);
                 Ok(())
@@ -157,7 +175,9 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.status = resp.status.as_u16();
+        if !resp.status.is_informational() {
+            ctx.status = resp.status.as_u16();
+        }
         if resp.headers.get("x-amz-request-id").is_none() {
             let _ = resp.insert_header("x-amz-request-id", ctx.request_id.as_str());
         }

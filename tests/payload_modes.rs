@@ -312,6 +312,28 @@ async fn unsigned_trailer_every_checksum() {
             .expect("body")
             .into_bytes();
         assert!(got == d, "{alg}: stored bytes");
+        // The client's checksum travelled on to the upstream, which stored it.
+        let head = env()
+            .direct()
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("head");
+        let stored = match alg {
+            "crc32" => head.checksum_crc32(),
+            "crc32c" => head.checksum_crc32_c(),
+            "crc64nvme" => head.checksum_crc64_nvme(),
+            "sha1" => head.checksum_sha1(),
+            _ => head.checksum_sha256(),
+        };
+        assert_eq!(
+            stored,
+            Some(value.as_str()),
+            "{alg}: checksum stored upstream"
+        );
         let key = unique(&format!("trailer-{alg}-bad"));
         let body = tamper(body, 5000);
         let (r, _) = put(

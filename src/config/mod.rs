@@ -149,10 +149,8 @@ impl Ctx<'_> {
                     ),
                 );
                 // The snippet must not repeat the secret.
-                if let Some(snip) = &mut w.snippet {
-                    if !v.is_empty() {
-                        *snip = snip.replace(v.as_str(), "<redacted>");
-                    }
+                if let (Some(snip), Some(Step::Key(name))) = (&mut w.snippet, path.last()) {
+                    *snip = redact_value(snip, name, v);
                 }
                 self.warnings.push(w);
                 Some(Secret::new(v.clone()))
@@ -185,6 +183,21 @@ impl Ctx<'_> {
                 }
             },
         }
+    }
+}
+
+/// Replace the value written after `name:` on a line with `<redacted>`.
+fn redact_value(line: &str, name: &str, value: &str) -> String {
+    let Some(k) = line.find(&format!("{name}:")) else {
+        return line.to_string();
+    };
+    let after = k + name.len() + 1;
+    match line[after..].find(value) {
+        Some(i) if !value.is_empty() => {
+            let at = after + i;
+            format!("{}<redacted>{}", &line[..at], &line[at + value.len()..])
+        }
+        _ => format!("{}: <redacted>", &line[..k + name.len()]),
     }
 }
 
@@ -627,6 +640,22 @@ buckets:
             !c.warnings[0].to_string().contains("s3cr3t"),
             "{}",
             c.warnings[0]
+        );
+    }
+
+    #[test]
+    fn redacts_only_the_secret_value() {
+        assert_eq!(
+            redact_value(
+                "  nginx: { access_key_id: N, secret_access_key: n }",
+                "secret_access_key",
+                "n"
+            ),
+            "  nginx: { access_key_id: N, secret_access_key: <redacted> }"
+        );
+        assert_eq!(
+            redact_value("    secret_access_key: abc", "secret_access_key", "abc"),
+            "    secret_access_key: <redacted>"
         );
     }
 

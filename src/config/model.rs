@@ -108,6 +108,11 @@ pub struct UpstreamConfig {
     pub connect_to: Option<String>,
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
+    /// Forward the client's trailing checksum by re-framing aws-chunked
+    /// bodies for the upstream (default true; turn off for upstreams that
+    /// do not accept `STREAMING-UNSIGNED-PAYLOAD-TRAILER`).
+    #[serde(default)]
+    pub checksum_trailers: Option<bool>,
     #[serde(default)]
     pub dualstack: bool,
     #[serde(default)]

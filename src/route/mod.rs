@@ -78,6 +78,9 @@ pub struct Upstream {
     pub credentials: ResolvedCredentials,
     /// SigV4 signing name: `s3`, or `s3-outposts` for Outposts.
     pub service: &'static str,
+    /// Whether aws-chunked bodies with a checksum trailer are re-framed so
+    /// the upstream receives the client's checksum.
+    pub checksum_trailers: bool,
 }
 
 impl Upstream {
@@ -148,6 +151,7 @@ impl Router {
                 } else {
                     "s3"
                 },
+                checksum_trailers: u.checksum_trailers.unwrap_or(true),
                 endpoint,
             };
             upstreams.insert(name.clone(), Arc::new(up));
@@ -239,6 +243,7 @@ mod tests {
                 session_token: None,
             },
             service: "s3",
+            checksum_trailers: true,
         };
         let p = mk(Addressing::Path);
         assert_eq!(

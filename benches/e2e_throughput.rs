@@ -1,0 +1,410 @@
+//! End-to-end bench: the real gateway binary between a client and a real
+//! upstream, compared with going direct in the same run.
+//!
+//! - PUT and GET of a 1 GiB object, direct to nginx (files in tmpfs, PUT via
+//!   WebDAV: an upstream fast enough not to hide the gateway's cost) and
+//!   through the gateway; throughput and the ratio gateway/direct.
+//! - Small-object GET latency percentiles, direct and through the gateway.
+//! - The same PUT/GET against Garage (256 MiB).
+//! - A 5 GiB UploadPart through the gateway; the gateway's peak RSS (VmHWM).
+//!
+//! Needs nginx (apt: nginx-light) and Garage (.ci/setup). Run:
+//!   cargo bench --bench e2e_throughput
+//! Sizes can be scaled down with S3GATE_BENCH_SCALE=0.1 for a quick look.
+
+#[path = "../tests/common/raw.rs"]
+#[allow(dead_code)]
+mod raw;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const KEY: &str = "AKIABENCH00000000001";
+const SECRET: &str = "bench-secret-0000000000000000000000001";
+const MIB: u64 = 1024 * 1024;
+
+/// A child process ended when dropped: its stdin is closed first (garage.py
+/// stops Garage on EOF), then it gets SIGTERM (nginx stops its workers).
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(20)); // readiness poll
+    }
+}
+
+fn start_nginx(root: &Path, port: u16) -> Killed {
+    std::fs::create_dir_all(root.join("www/bench")).expect("www");
+    std::fs::create_dir_all(root.join("body")).expect("body");
+    // nginx workers run as an unprivileged user when started as root.
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(root)
+        .status();
+    let conf = root.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; worker_processes 1; pid {r}/nginx.pid; error_log {r}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off; sendfile on; client_max_body_size 0; client_body_temp_path {r}/body;
+  server {{ listen 127.0.0.1:{port}; root {r}/www;
+    location / {{ dav_methods PUT; create_full_put_path on; dav_access user:rw; }} }}
+}}",
+            r = root.display()
+        ),
+    )
+    .expect("nginx.conf");
+    let nginx = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists() || which(p))
+        .expect("nginx not found: apt-get install nginx-light");
+    let child = Command::new(nginx)
+        .args(["-c"])
+        .arg(&conf)
+        .args(["-e", &format!("{}/error.log", root.display())])
+        .spawn()
+        .expect("nginx");
+    wait_port(port);
+    Killed(child)
+}
+
+fn which(p: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {p}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Garage {
+    endpoint: String,
+    key: String,
+    secret: String,
+    _child: Killed,
+}
+
+fn start_garage(dir: &Path) -> Garage {
+    let mut child = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/garage.py"
+        ))
+        .arg(dir)
+        .args(["--bucket", "gbench"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("garage.py");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("garage line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("garage json");
+    Garage {
+        endpoint: v["endpoint"].as_str().expect("e").into(),
+        key: v["access_key_id"].as_str().expect("k").into(),
+        secret: v["secret_access_key"].as_str().expect("s").into(),
+        _child: Killed(child),
+    }
+}
+
+fn start_gateway(dir: &Path, port: u16, nginx_port: u16, garage: &Garage) -> Killed {
+    let conf = dir.join("gateway.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: [{{ address: 127.0.0.1:{port} }}]
+region: us-east-1
+threads: 2
+log: {{ level: warn }}
+principals: [{{ name: bench, access_key_id: {KEY}, secret_access_key: {SECRET} }}]
+"
+        ) + &format!(
+                "upstreams:
+  nginx: {{ kind: s3-compatible, endpoint: 'http://127.0.0.1:{nginx_port}', region: us-east-1, credentials: {{ access_key_id: N, secret_access_key: n }} }}
+  garage: {{ kind: s3-compatible, endpoint: '{}', region: garage, credentials: {{ access_key_id: {}, secret_access_key: {} }} }}
+buckets:
+  bench: {{ upstream: nginx }}
+  gbench: {{ upstream: garage }}
+",
+                garage.endpoint, garage.key, garage.secret
+            ),
+    )
+    .expect("gateway.yaml");
+    let child = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["serve", "--config"])
+        .arg(&conf)
+        .spawn()
+        .expect("gateway");
+    wait_port(port);
+    Killed(child)
+}
+
+/// Where a request goes and how it is signed.
+#[derive(Clone)]
+struct Target {
+    port: u16,
+    sign: Option<(String, String, String)>, // key, secret, region
+}
+
+fn head(t: &Target, method: &str, path: &str, len: Option<u64>) -> String {
+    let host = format!("127.0.0.1:{}", t.port);
+    let mut headers = vec![
+        ("host".to_string(), host),
+        (
+            "x-amz-content-sha256".to_string(),
+            "UNSIGNED-PAYLOAD".to_string(),
+        ),
+    ];
+    if let Some(l) = len {
+        headers.push(("content-length".into(), l.to_string()));
+    }
+    if let Some((k, s, r)) = &t.sign {
+        let signer = raw::Signer {
+            key: k,
+            secret: s,
+            region: r,
+            time: SystemTime::now(),
+        };
+        headers = signer
+            .sign_headers(method, path, headers, "UNSIGNED-PAYLOAD")
+            .0;
+    }
+    let mut out = format!("{method} {path} HTTP/1.1\r\n");
+    for (n, v) in headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("connection: close\r\n\r\n");
+    out
+}
+
+fn read_status(s: &mut TcpStream) -> (u16, u64) {
+    let mut r = BufReader::with_capacity(1 << 20, s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status");
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k as u64,
+        }
+    }
+    (status, n)
+}
+
+/// PUT `len` bytes streamed from a 1 MiB buffer; returns seconds.
+fn put(t: &Target, path: &str, len: u64) -> f64 {
+    let buf: Vec<u8> = (0..MIB).map(|i| (i * 7 % 251) as u8).collect();
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", t.port)).expect("connect");
+    s.write_all(head(t, "PUT", path, Some(len)).as_bytes())
+        .expect("head");
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(MIB) as usize;
+        s.write_all(&buf[..n]).expect("body");
+        left -= n as u64;
+    }
+    let (status, _) = read_status(&mut s);
+    assert!(
+        status == 200 || status == 201 || status == 204,
+        "PUT {path} → {status}"
+    );
+    start.elapsed().as_secs_f64()
+}
+
+fn get(t: &Target, path: &str) -> (f64, u64) {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", t.port)).expect("connect");
+    s.write_all(head(t, "GET", path, None).as_bytes())
+        .expect("head");
+    let (status, n) = read_status(&mut s);
+    assert_eq!(status, 200, "GET {path}");
+    (start.elapsed().as_secs_f64(), n)
+}
+
+fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..n).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("e2e_throughput: bench");
+        return;
+    }
+    let scale: f64 = std::env::var("S3GATE_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let big = ((1024.0 * scale) as u64).max(8) * MIB;
+    let garage_size = ((256.0 * scale) as u64).max(8) * MIB;
+    let part = ((5120.0 * scale) as u64).max(16) * MIB;
+    let shm = PathBuf::from(format!("/dev/shm/s3gate-bench-{}", std::process::id()));
+    let disk = std::env::temp_dir().join(format!("s3gate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&disk).expect("tmp");
+
+    let nginx_port = free_port();
+    let _nginx = start_nginx(&shm, nginx_port);
+    let garage = start_garage(&disk.join("garage"));
+    let gw_port = free_port();
+    let gateway = start_gateway(&disk, gw_port, nginx_port, &garage);
+    let gw_pid = gateway.0.id();
+
+    let direct = Target {
+        port: nginx_port,
+        sign: None,
+    };
+    let via = Target {
+        port: gw_port,
+        sign: Some((KEY.into(), SECRET.into(), "us-east-1".into())),
+    };
+    let mb = |bytes: u64, secs: f64| bytes as f64 / MIB as f64 / secs;
+
+    println!("s3gate end-to-end bench (scale {scale}); 2 threads; client, gateway and upstream share this machine\n");
+    // 1 GiB PUT / GET against nginx.
+    let put_direct = best_of(3, || put(&direct, "/bench/big-direct", big));
+    let put_via = best_of(3, || put(&via, "/bench/big-via", big));
+    let get_direct = best_of(3, || get(&direct, "/bench/big-direct").0);
+    let get_via = best_of(3, || get(&via, "/bench/big-via").0);
+    let (pd, pv, gd, gv) = (
+        mb(big, put_direct),
+        mb(big, put_via),
+        mb(big, get_direct),
+        mb(big, get_via),
+    );
+    println!("nginx upstream, {} MiB object (best of 3):", big / MIB);
+    println!(
+        "  PUT  direct {pd:8.1} MiB/s   via s3gate {pv:8.1} MiB/s   ratio {:.2}x",
+        pv / pd
+    );
+    println!(
+        "  GET  direct {gd:8.1} MiB/s   via s3gate {gv:8.1} MiB/s   ratio {:.2}x",
+        gv / gd
+    );
+
+    // Small-object latency.
+    put(&direct, "/bench/small", 4096);
+    let lat = |t: &Target| {
+        let mut v: Vec<f64> = (0..300)
+            .map(|_| get(t, "/bench/small").0 * 1000.0)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (
+            percentile(&v, 0.5),
+            percentile(&v, 0.9),
+            percentile(&v, 0.99),
+        )
+    };
+    let (d50, d90, d99) = lat(&direct);
+    let (v50, v90, v99) = lat(&via);
+    println!("4 KiB GET latency, 300 requests each (new connection per request):");
+    println!("  direct     p50 {d50:.3} ms  p90 {d90:.3} ms  p99 {d99:.3} ms");
+    println!(
+        "  via s3gate p50 {v50:.3} ms  p90 {v90:.3} ms  p99 {v99:.3} ms   (added p50 {:.3} ms)",
+        v50 - d50
+    );
+
+    // Garage.
+    let gdirect = Target {
+        port: garage
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port"),
+        sign: Some((garage.key.clone(), garage.secret.clone(), "garage".into())),
+    };
+    let gp_d = put(&gdirect, "/gbench/obj-direct", garage_size);
+    let gp_v = put(&via, "/gbench/obj-via", garage_size);
+    let gg_d = get(&gdirect, "/gbench/obj-direct").0;
+    let gg_v = get(&via, "/gbench/obj-via").0;
+    println!("Garage upstream, {} MiB object:", garage_size / MIB);
+    println!(
+        "  PUT  direct {:8.1} MiB/s   via s3gate {:8.1} MiB/s   ratio {:.2}x",
+        mb(garage_size, gp_d),
+        mb(garage_size, gp_v),
+        gp_d / gp_v
+    );
+    println!(
+        "  GET  direct {:8.1} MiB/s   via s3gate {:8.1} MiB/s   ratio {:.2}x",
+        mb(garage_size, gg_d),
+        mb(garage_size, gg_v),
+        gg_d / gg_v
+    );
+
+    // The 5 GiB part, to nginx writing to disk.
+    let _ = std::fs::remove_dir_all(shm.join("www/bench"));
+    let rss_before = vm_hwm_kib(gw_pid);
+    let t = put(&via, "/bench/part?partNumber=1&uploadId=bench", part);
+    let rss = vm_hwm_kib(gw_pid);
+    println!("UploadPart of {} MiB through s3gate: {:.1} MiB/s; gateway peak RSS {:.1} MiB (before the part: {:.1} MiB)", part / MIB, mb(part, t), rss as f64 / 1024.0, rss_before as f64 / 1024.0);
+
+    let report = serde_json::json!({
+        "scale": scale,
+        "nginx": {"object_mib": big / MIB, "put_direct_mibps": pd, "put_gateway_mibps": pv, "put_ratio": pv / pd,
+                   "get_direct_mibps": gd, "get_gateway_mibps": gv, "get_ratio": gv / gd},
+        "latency_ms": {"direct": [d50, d90, d99], "gateway": [v50, v90, v99]},
+        "garage": {"object_mib": garage_size / MIB, "put_ratio": gp_d / gp_v, "get_ratio": gg_d / gg_v},
+        "part": {"mib": part / MIB, "gateway_mibps": mb(part, t), "gateway_peak_rss_mib": rss as f64 / 1024.0},
+    });
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-bench.json");
+    let _ = std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    );
+    println!("\nreport: {}", out.display());
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&shm);
+    let _ = std::fs::remove_dir_all(&disk);
+}
