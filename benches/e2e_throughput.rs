@@ -315,7 +315,10 @@ fn main() {
     // 1 GiB PUT / GET against nginx.
     let put_direct = best_of(3, || put(&direct, "/bench/big-direct", big));
     let put_via = best_of(3, || put(&via, "/bench/big-via", big));
-    let rounds: usize = std::env::var("S3GATE_BENCH_GET_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let rounds: usize = std::env::var("S3GATE_BENCH_GET_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let get_direct = best_of(rounds, || get(&direct, "/bench/big-direct").0);
     let get_via = best_of(rounds, || get(&via, "/bench/big-via").0);
     let (pd, pv, gd, gv) = (
