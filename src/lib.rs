@@ -21,6 +21,7 @@ pub mod context;
 pub mod forward;
 pub mod gateway;
 pub mod logging;
+pub mod policy;
 pub mod reframe;
 pub mod resign;
 pub mod respond;

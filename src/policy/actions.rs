@@ -1,0 +1,380 @@
+//! IAM actions: the ones s3gate knows, and which an operation needs.
+//!
+//! Mapping as IAM defines it: multipart parts and completion are
+//! s3:PutObject; copies also need s3:GetObject on the source; bucket-level
+//! actions act on the bucket ARN.
+
+use crate::s3::Operation;
+
+/// Every IAM action an S3 operation of the gateway can need.
+pub const KNOWN: &[&str] = &[
+    "s3:AbortMultipartUpload",
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:DeleteBucketWebsite",
+    "s3:DeleteObject",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersion",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetAnalyticsConfiguration",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLocation",
+    "s3:GetBucketLogging",
+    "s3:GetBucketNotification",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPolicyStatus",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetIntelligentTieringConfiguration",
+    "s3:GetInventoryConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetMetricsConfiguration",
+    "s3:GetObject",
+    "s3:GetObjectAcl",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectLegalHold",
+    "s3:GetObjectRetention",
+    "s3:GetObjectTagging",
+    "s3:GetObjectTorrent",
+    "s3:GetObjectVersion",
+    "s3:GetReplicationConfiguration",
+    "s3:ListAllMyBuckets",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:ListBucketVersions",
+    "s3:ListMultipartUploadParts",
+    "s3:PutAccelerateConfiguration",
+    "s3:PutAnalyticsConfiguration",
+    "s3:PutBucketAcl",
+    "s3:PutBucketCORS",
+    "s3:PutBucketLogging",
+    "s3:PutBucketNotification",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketRequestPayment",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketWebsite",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutIntelligentTieringConfiguration",
+    "s3:PutInventoryConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutMetricsConfiguration",
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectLegalHold",
+    "s3:PutObjectRetention",
+    "s3:PutObjectTagging",
+    "s3:PutReplicationConfiguration",
+    "s3:RestoreObject",
+];
+
+/// The canonical spelling of a known action (IAM action names are
+/// case-insensitive).
+pub fn canonical(action: &str) -> Option<&'static str> {
+    KNOWN
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(action))
+}
+
+/// One permission a request needs: an action on a resource ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub action: &'static str,
+    pub resource: String,
+}
+
+pub fn bucket_arn(bucket: &str) -> String {
+    format!("arn:aws:s3:::{bucket}")
+}
+
+pub fn object_arn(bucket: &str, key: &str) -> String {
+    format!("arn:aws:s3:::{bucket}/{key}")
+}
+
+fn bucket_sub(sub: &str, verb: &str) -> &'static str {
+    let pick = |get: &'static str, put: &'static str, del: &'static str| match verb {
+        "GET" => get,
+        "PUT" => put,
+        _ => del,
+    };
+    match sub {
+        "accelerate" => pick(
+            "s3:GetAccelerateConfiguration",
+            "s3:PutAccelerateConfiguration",
+            "s3:PutAccelerateConfiguration",
+        ),
+        "acl" => pick("s3:GetBucketAcl", "s3:PutBucketAcl", "s3:PutBucketAcl"),
+        "analytics" => pick(
+            "s3:GetAnalyticsConfiguration",
+            "s3:PutAnalyticsConfiguration",
+            "s3:PutAnalyticsConfiguration",
+        ),
+        "cors" => pick("s3:GetBucketCORS", "s3:PutBucketCORS", "s3:PutBucketCORS"),
+        "encryption" => pick(
+            "s3:GetEncryptionConfiguration",
+            "s3:PutEncryptionConfiguration",
+            "s3:PutEncryptionConfiguration",
+        ),
+        "intelligent-tiering" => pick(
+            "s3:GetIntelligentTieringConfiguration",
+            "s3:PutIntelligentTieringConfiguration",
+            "s3:PutIntelligentTieringConfiguration",
+        ),
+        "inventory" => pick(
+            "s3:GetInventoryConfiguration",
+            "s3:PutInventoryConfiguration",
+            "s3:PutInventoryConfiguration",
+        ),
+        "lifecycle" => pick(
+            "s3:GetLifecycleConfiguration",
+            "s3:PutLifecycleConfiguration",
+            "s3:PutLifecycleConfiguration",
+        ),
+        "location" => "s3:GetBucketLocation",
+        "logging" => pick(
+            "s3:GetBucketLogging",
+            "s3:PutBucketLogging",
+            "s3:PutBucketLogging",
+        ),
+        "metrics" => pick(
+            "s3:GetMetricsConfiguration",
+            "s3:PutMetricsConfiguration",
+            "s3:PutMetricsConfiguration",
+        ),
+        "notification" => pick(
+            "s3:GetBucketNotification",
+            "s3:PutBucketNotification",
+            "s3:PutBucketNotification",
+        ),
+        "object-lock" => pick(
+            "s3:GetBucketObjectLockConfiguration",
+            "s3:PutBucketObjectLockConfiguration",
+            "s3:PutBucketObjectLockConfiguration",
+        ),
+        "ownershipControls" => pick(
+            "s3:GetBucketOwnershipControls",
+            "s3:PutBucketOwnershipControls",
+            "s3:PutBucketOwnershipControls",
+        ),
+        "policy" => pick(
+            "s3:GetBucketPolicy",
+            "s3:PutBucketPolicy",
+            "s3:DeleteBucketPolicy",
+        ),
+        "policyStatus" => "s3:GetBucketPolicyStatus",
+        "publicAccessBlock" => pick(
+            "s3:GetBucketPublicAccessBlock",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketPublicAccessBlock",
+        ),
+        "replication" => pick(
+            "s3:GetReplicationConfiguration",
+            "s3:PutReplicationConfiguration",
+            "s3:PutReplicationConfiguration",
+        ),
+        "requestPayment" => pick(
+            "s3:GetBucketRequestPayment",
+            "s3:PutBucketRequestPayment",
+            "s3:PutBucketRequestPayment",
+        ),
+        "tagging" => pick(
+            "s3:GetBucketTagging",
+            "s3:PutBucketTagging",
+            "s3:PutBucketTagging",
+        ),
+        "versioning" => pick(
+            "s3:GetBucketVersioning",
+            "s3:PutBucketVersioning",
+            "s3:PutBucketVersioning",
+        ),
+        _ => pick(
+            "s3:GetBucketWebsite",
+            "s3:PutBucketWebsite",
+            "s3:DeleteBucketWebsite",
+        ),
+    }
+}
+
+fn object_sub(sub: &str, verb: &str) -> &'static str {
+    match (sub, verb) {
+        ("acl", "GET") => "s3:GetObjectAcl",
+        ("acl", _) => "s3:PutObjectAcl",
+        ("tagging", "GET") => "s3:GetObjectTagging",
+        ("tagging", "PUT") => "s3:PutObjectTagging",
+        ("tagging", _) => "s3:DeleteObjectTagging",
+        ("retention", "GET") => "s3:GetObjectRetention",
+        ("retention", _) => "s3:PutObjectRetention",
+        ("legal-hold", "GET") => "s3:GetObjectLegalHold",
+        ("legal-hold", _) => "s3:PutObjectLegalHold",
+        _ => "s3:GetObjectTorrent",
+    }
+}
+
+/// What `op` on `bucket`/`key` needs; every need must be allowed.
+pub fn needs(op: &Operation, bucket: Option<&str>, key: Option<&str>) -> Vec<Need> {
+    use Operation::*;
+    let b = bucket.unwrap_or("*");
+    let bucket_res = bucket_arn(b);
+    let obj = object_arn(b, key.unwrap_or(""));
+    let on_bucket = |action| {
+        vec![Need {
+            action,
+            resource: bucket_res.clone(),
+        }]
+    };
+    let on_object = |action| {
+        vec![Need {
+            action,
+            resource: obj.clone(),
+        }]
+    };
+    let with_source = |action, src: &crate::s3::CopySource| {
+        let read = if src.version_id.is_some() {
+            "s3:GetObjectVersion"
+        } else {
+            "s3:GetObject"
+        };
+        vec![
+            Need {
+                action,
+                resource: obj.clone(),
+            },
+            Need {
+                action: read,
+                resource: object_arn(&src.bucket, &src.key),
+            },
+        ]
+    };
+    match op {
+        ListBuckets => vec![Need {
+            action: "s3:ListAllMyBuckets",
+            resource: "arn:aws:s3:::*".into(),
+        }],
+        CreateBucket => on_bucket("s3:CreateBucket"),
+        DeleteBucket => on_bucket("s3:DeleteBucket"),
+        HeadBucket | ListObjects | ListObjectsV2 => on_bucket("s3:ListBucket"),
+        ListObjectVersions => on_bucket("s3:ListBucketVersions"),
+        ListMultipartUploads => on_bucket("s3:ListBucketMultipartUploads"),
+        // The keys are in the body; require the right on the whole bucket.
+        DeleteObjects => vec![Need {
+            action: "s3:DeleteObject",
+            resource: object_arn(b, "*"),
+        }],
+        GetBucketSubresource { sub } => on_bucket(bucket_sub(sub, "GET")),
+        PutBucketSubresource { sub } => on_bucket(bucket_sub(sub, "PUT")),
+        DeleteBucketSubresource { sub } => on_bucket(bucket_sub(sub, "DELETE")),
+        GetObject { version_id } | HeadObject { version_id } => {
+            on_object(if version_id.is_some() {
+                "s3:GetObjectVersion"
+            } else {
+                "s3:GetObject"
+            })
+        }
+        DeleteObject { version_id } => on_object(if version_id.is_some() {
+            "s3:DeleteObjectVersion"
+        } else {
+            "s3:DeleteObject"
+        }),
+        PutObject | CreateMultipartUpload | UploadPart { .. } | CompleteMultipartUpload { .. } => {
+            on_object("s3:PutObject")
+        }
+        CopyObject { source } | UploadPartCopy { source, .. } => {
+            with_source("s3:PutObject", source)
+        }
+        GetObjectAttributes => on_object("s3:GetObjectAttributes"),
+        RestoreObject => on_object("s3:RestoreObject"),
+        SelectObjectContent => on_object("s3:GetObject"),
+        GetObjectSubresource { sub } => on_object(object_sub(sub, "GET")),
+        PutObjectSubresource { sub } => on_object(object_sub(sub, "PUT")),
+        DeleteObjectSubresource { sub } => on_object(object_sub(sub, "DELETE")),
+        AbortMultipartUpload { .. } => on_object("s3:AbortMultipartUpload"),
+        ListParts { .. } => on_object("s3:ListMultipartUploadParts"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::CopySource;
+
+    #[test]
+    fn multipart_mapping_as_iam_defines_it() {
+        let n = needs(
+            &Operation::UploadPart {
+                upload_id: "u".into(),
+                part_number: 1,
+            },
+            Some("b"),
+            Some("k"),
+        );
+        assert_eq!(
+            n,
+            vec![Need {
+                action: "s3:PutObject",
+                resource: "arn:aws:s3:::b/k".into()
+            }]
+        );
+        let src = CopySource {
+            bucket: "s".into(),
+            key: "a".into(),
+            version_id: None,
+        };
+        let n = needs(
+            &Operation::UploadPartCopy {
+                upload_id: "u".into(),
+                part_number: 1,
+                source: src,
+            },
+            Some("b"),
+            Some("k"),
+        );
+        assert_eq!(
+            n[1],
+            Need {
+                action: "s3:GetObject",
+                resource: "arn:aws:s3:::s/a".into()
+            }
+        );
+        assert_eq!(
+            needs(&Operation::ListMultipartUploads, Some("b"), None)[0].resource,
+            "arn:aws:s3:::b"
+        );
+        assert_eq!(
+            needs(
+                &Operation::AbortMultipartUpload {
+                    upload_id: "u".into()
+                },
+                Some("b"),
+                Some("k")
+            )[0]
+            .action,
+            "s3:AbortMultipartUpload"
+        );
+        assert_eq!(
+            needs(
+                &Operation::ListParts {
+                    upload_id: "u".into()
+                },
+                Some("b"),
+                Some("k")
+            )[0]
+            .action,
+            "s3:ListMultipartUploadParts"
+        );
+        for a in KNOWN {
+            assert_eq!(canonical(&a.to_ascii_lowercase()), Some(*a));
+        }
+    }
+}

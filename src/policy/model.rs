@@ -1,0 +1,95 @@
+//! A loaded policy: statements and the test cases that travel with them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::condition::Condition;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "Allow",
+            Effect::Deny => "Deny",
+        }
+    }
+}
+
+/// Who a statement applies to. Names are the gateway's principal names;
+/// `*` is every authenticated principal, `anonymous` unsigned requests.
+#[derive(Debug, Clone)]
+pub enum PrincipalMatch {
+    Any,
+    Names(HashSet<String>),
+    Not(HashSet<String>),
+}
+
+impl PrincipalMatch {
+    pub fn applies_to(&self, principal: &str) -> bool {
+        let authenticated = principal != "anonymous";
+        match self {
+            PrincipalMatch::Any => authenticated,
+            PrincipalMatch::Names(n) => n.contains(principal) || (authenticated && n.contains("*")),
+            PrincipalMatch::Not(n) => !n.contains(principal) && !(authenticated && n.contains("*")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub file: Arc<str>,
+    pub sid: Option<String>,
+    /// Position in its file (0-based) and the line it starts on.
+    pub index: usize,
+    pub line: usize,
+    pub effect: Effect,
+    pub principal: PrincipalMatch,
+    /// Action patterns, lower-cased (IAM actions are case-insensitive).
+    pub actions: Vec<String>,
+    pub not_action: bool,
+    pub resources: Vec<String>,
+    pub not_resource: bool,
+    pub conditions: Vec<Condition>,
+}
+
+impl Statement {
+    /// `file#Sid` (or `file#3` for a statement without a Sid).
+    pub fn name(&self) -> String {
+        match &self.sid {
+            Some(s) => format!("{}#{s}", self.file),
+            None => format!("{}#{}", self.file, self.index),
+        }
+    }
+
+    pub fn matches_action(&self, action: &str) -> bool {
+        let a = action.to_ascii_lowercase();
+        let any = self.actions.iter().any(|p| super::glob::matches(p, &a));
+        any != self.not_action
+    }
+
+    pub fn matches_resource(&self, resource: &str) -> bool {
+        let any = self
+            .resources
+            .iter()
+            .any(|p| super::glob::matches(p, resource));
+        any != self.not_resource
+    }
+}
+
+/// A `Tests:` case of a policy file.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub name: String,
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub context: Vec<(String, Vec<String>)>,
+    pub expect: Effect,
+}

@@ -1,0 +1,57 @@
+//! `s3gate test`: run the `Tests:` cases that policy files carry.
+
+use super::actions::{self, Need};
+use super::condition::ContextKeys;
+use super::PolicySet;
+
+pub struct Outcome {
+    pub passed: usize,
+    pub failed: usize,
+    pub report: String,
+}
+
+pub fn run(set: &PolicySet) -> Outcome {
+    let (mut passed, mut failed) = (0, 0);
+    let mut report = String::new();
+    for t in &set.tests {
+        let Some(action) = actions::canonical(&t.action) else {
+            continue;
+        };
+        let ctx: ContextKeys = t.context.iter().cloned().collect();
+        let need = Need {
+            action,
+            resource: t.resource.clone(),
+        };
+        let d = set.decide_one(&t.principal, &need, &ctx);
+        let by = if d.statements.is_empty() {
+            "no statement allows it (default deny)".to_string()
+        } else {
+            d.statements.join(", ")
+        };
+        if d.effect == t.expect {
+            passed += 1;
+            report.push_str(&format!(
+                "PASS {}:{}: {} ({} by {by})\n",
+                t.file,
+                t.line,
+                t.name,
+                d.effect.as_str()
+            ));
+        } else {
+            failed += 1;
+            report.push_str(&format!(
+                "FAIL {}:{}: {}: expected {}, got {} by {by}\n",
+                t.file,
+                t.line,
+                t.name,
+                t.expect.as_str(),
+                d.effect.as_str()
+            ));
+        }
+    }
+    Outcome {
+        passed,
+        failed,
+        report,
+    }
+}
