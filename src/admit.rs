@@ -10,8 +10,12 @@ use pingora::proxy::Session;
 use crate::auth::checksum::ChecksumAlgorithm;
 use crate::auth::payload::BodyVerifier;
 use crate::auth::{authenticate, Authenticated, Identity, PayloadMode, RequestView};
+use crate::config::PolicyMode;
 use crate::context::RequestCtx;
+use crate::policy::actions;
+use crate::policy::context::Facts;
 use crate::reframe::Reframer;
+use crate::rules;
 use crate::s3::addressing::address;
 use crate::s3::{err, Operation, Query, S3ErrorCode, S3Result};
 use crate::state::GatewayState;
@@ -35,14 +39,17 @@ pub async fn admit(
 ) -> S3Result<Admission> {
     let now = SystemTime::now();
     let auth = identify(state, session, ctx, now)?;
-    // Policies plug in here (issue 3): until then every authenticated
-    // principal is allowed, and anonymous requests are refused.
     let op = ctx
         .operation
         .clone()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "operation not parsed"))?;
+    let principal = auth
+        .as_ref()
+        .map_or("anonymous", |a| a.principal.name.as_str())
+        .to_string();
     if let Operation::ListBuckets = op {
-        match state.router.service_upstream() {
+        decide(state, session, ctx, &op, &auth, None, now)?;
+        return match state.router.service_upstream() {
             Some(up) => {
                 ctx.route = Some(crate::route::Route {
                     upstream: up,
@@ -55,21 +62,20 @@ pub async fn admit(
                         request_payer: Default::default(),
                     }),
                 });
-                return Ok(Admission::Forward);
+                Ok(Admission::Forward)
             }
-            None => {
-                return Ok(Admission::Answer(list_buckets_xml(
-                    &state.router.named_buckets(),
-                    &auth.principal.name,
-                )))
-            }
-        }
+            None => Ok(Admission::Answer(list_buckets_xml(
+                &state.router.named_buckets(),
+                &principal,
+            ))),
+        };
     }
     let bucket = ctx
         .bucket
         .clone()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no bucket"))?;
     let route = state.router.route(&bucket)?;
+    let mut source_rules = None;
     if let Some(src) = op.copy_source() {
         let src_route = state.router.route(&src.bucket)?;
         if src_route.upstream.name != route.upstream.name {
@@ -81,20 +87,117 @@ pub async fn admit(
                 ),
             ));
         }
-        ctx.copy_source_target = Some(src_route.target);
+        ctx.copy_source_target = Some(src_route.target.clone());
+        source_rules = Some(src_route.rules);
     }
+    decide(state, session, ctx, &op, &auth, Some(&route), now)?;
+    let actions = rules::apply(
+        &op,
+        &session.req_header().headers,
+        &ctx.query,
+        &route.rules,
+        source_rules.as_deref(),
+    )?;
+    ctx.inject_owner = actions.inject_owner;
     ctx.route = Some(route);
-    prepare_body(session, ctx, &auth).await?;
+    let payload = auth.map_or(PayloadMode::Unsigned, |a| a.payload);
+    prepare_body(session, ctx, &payload).await?;
     Ok(Admission::Forward)
 }
 
-/// Parse the request into an S3 operation and authenticate it.
+/// The policy decision. Without policies, every authenticated principal is
+/// allowed and unsigned requests are refused.
+fn decide(
+    state: &GatewayState,
+    session: &Session,
+    ctx: &mut RequestCtx,
+    op: &Operation,
+    auth: &Option<Authenticated>,
+    route: Option<&crate::route::Route>,
+    now: SystemTime,
+) -> S3Result<()> {
+    let Some(store) = &state.policies else {
+        return match auth {
+            Some(_) => Ok(()),
+            None => Err(err(S3ErrorCode::AccessDenied, "Anonymous access is not allowed by this gateway; sign the request with a key it issued")),
+        };
+    };
+    let principal = auth
+        .as_ref()
+        .map_or("anonymous", |a| a.principal.name.as_str());
+    let tls = session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .map(|t| t.version.to_string());
+    let facts = Facts {
+        principal,
+        auth: auth.as_ref().map(|a| (a.method, a.signed_at)),
+        source_ip: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip()),
+        tls: tls.as_deref(),
+        headers: &session.req_header().headers,
+        query: &ctx.query,
+        operation: op,
+        upstream: route.map(|r| r.upstream.name.as_str()),
+        owner: route.and_then(|r| r.rules.owner.as_deref()),
+        initiator: initiator(op),
+    };
+    let keys = crate::policy::context::build(&facts, now);
+    let needs = actions::needs(op, ctx.bucket.as_deref(), ctx.key.as_deref());
+    let set = store.current();
+    let decision = set.decide(principal, &needs, &keys);
+    let shadow = state.mode == PolicyMode::Shadow;
+    ctx.decision = Some(decision.clone());
+    if decision.allowed() {
+        return Ok(());
+    }
+    let by = if decision.statements.is_empty() {
+        "no statement allows it".to_string()
+    } else {
+        decision.statements.join(", ")
+    };
+    let needed: Vec<String> = needs
+        .iter()
+        .map(|n| format!("{} on {}", n.action, n.resource))
+        .collect();
+    tracing::info!(
+        request_id = %ctx.request_id,
+        principal,
+        operation = op.name(),
+        needs = %needed.join(", "),
+        statements = %by,
+        mode = if shadow { "shadow" } else { "enforce" },
+        "access denied by policy"
+    );
+    if shadow {
+        return Ok(());
+    }
+    Err(err(S3ErrorCode::AccessDenied, "Access Denied"))
+}
+
+/// `s3gate:MultipartInitiator` for operations on an upload. Uploads are
+/// not yet tracked by the gateway, so every upload is `unknown`.
+fn initiator(op: &Operation) -> Option<&'static str> {
+    match op {
+        Operation::UploadPart { .. }
+        | Operation::UploadPartCopy { .. }
+        | Operation::CompleteMultipartUpload { .. }
+        | Operation::AbortMultipartUpload { .. }
+        | Operation::ListParts { .. } => Some("unknown"),
+        _ => None,
+    }
+}
+
+/// Parse the request into an S3 operation and authenticate it. `None`:
+/// an unsigned (anonymous) request.
 fn identify(
     state: &GatewayState,
     session: &Session,
     ctx: &mut RequestCtx,
     now: SystemTime,
-) -> S3Result<Authenticated> {
+) -> S3Result<Option<Authenticated>> {
     let req = session.req_header();
     let headers = &req.headers;
     let host = headers
@@ -128,9 +231,9 @@ fn identify(
         Ok(Identity::Signed(a)) => {
             ctx.principal = Some(a.principal.clone());
             ctx.auth_method = Some(a.method);
-            Ok(a)
+            Ok(Some(a))
         }
-        Ok(Identity::Anonymous) => Err(err(S3ErrorCode::AccessDenied, "Anonymous access is not allowed by this gateway; sign the request with a key it issued")),
+        Ok(Identity::Anonymous) => Ok(None),
         Err(e) => {
             ctx.access_key_id = e.access_key_id;
             Err(e.error)
@@ -159,7 +262,7 @@ fn header_u64(session: &Session, name: &str) -> S3Result<Option<u64>> {
 async fn prepare_body(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    auth: &Authenticated,
+    payload: &PayloadMode,
 ) -> S3Result<()> {
     let content_length = header_u64(session, "content-length")?;
     let headers = &session.req_header().headers;
@@ -168,11 +271,11 @@ async fn prepare_body(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let has_body = content_length.map_or(chunked_te, |l| l > 0);
-    ctx.upstream_payload_hash = match &auth.payload {
+    ctx.upstream_payload_hash = match &payload {
         PayloadMode::Sha256(h) => hex::encode(h),
         _ => "UNSIGNED-PAYLOAD".into(),
     };
-    if auth.payload.is_aws_chunked() {
+    if payload.is_aws_chunked() {
         ctx.aws_chunked = true;
         let decoded = header_u64(session, "x-amz-decoded-content-length")?.ok_or_else(|| {
             err(
@@ -186,7 +289,7 @@ async fn prepare_body(
                 "The aws-chunked body is empty",
             ));
         }
-        let mut verifier = BodyVerifier::new(&auth.payload, headers, Some(decoded))?;
+        let mut verifier = BodyVerifier::new(payload, headers, Some(decoded))?;
         ctx.upstream_length = Some(decoded);
         let trailer = headers
             .get("x-amz-trailer")
@@ -223,10 +326,10 @@ async fn prepare_body(
             ));
         };
         ctx.upstream_length = Some(len);
-        ctx.verifier = Some(BodyVerifier::new(&auth.payload, headers, Some(len))?);
+        ctx.verifier = Some(BodyVerifier::new(payload, headers, Some(len))?);
         return Ok(());
     }
-    if let PayloadMode::Sha256(h) = &auth.payload {
+    if let PayloadMode::Sha256(h) = &payload {
         if hex::encode(h) != crate::auth::crypto::EMPTY_SHA256 {
             return Err(err(
                 S3ErrorCode::XAmzContentSHA256Mismatch,

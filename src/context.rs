@@ -38,6 +38,10 @@ pub struct RequestCtx {
     pub upstream_payload_hash: String,
     /// The body was read and verified before the request went upstream.
     pub body_prebuffered: Option<bytes::Bytes>,
+    /// The policy decision, when policies are configured.
+    pub decision: Option<crate::policy::Decision>,
+    /// `x-amz-expected-bucket-owner` to add upstream (rule `inject`).
+    pub inject_owner: Option<String>,
     /// The error to answer with when the proxy fails (set by our stages).
     pub error: Option<S3Error>,
     /// The S3 error code the gateway answered with, if it answered with one.
@@ -70,6 +74,8 @@ impl RequestCtx {
             upstream_length: None,
             upstream_payload_hash: "UNSIGNED-PAYLOAD".into(),
             body_prebuffered: None,
+            decision: None,
+            inject_owner: None,
             error: None,
             error_code: None,
             status: 0,

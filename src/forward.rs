@@ -84,6 +84,10 @@ pub fn rewrite(req: &mut RequestHeader, ctx: &RequestCtx) -> S3Result<()> {
             }
         }
     }
+    if let Some(owner) = &ctx.inject_owner {
+        req.insert_header("x-amz-expected-bucket-owner", owner.as_str())
+            .map_err(bad_header)?;
+    }
     if ctx.continue_sent {
         req.remove_header("expect");
     }

@@ -26,6 +26,7 @@ pub mod reframe;
 pub mod resign;
 pub mod respond;
 pub mod route;
+pub mod rules;
 pub mod s3;
 pub mod server;
 pub mod state;

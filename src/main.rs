@@ -1,6 +1,6 @@
-//! The `s3gate` command line: serve | check.
+//! The `s3gate` command line: serve | check | explain | test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "s3gate",
     version,
-    about = "An S3 gateway: verifies clients' SigV4, re-signs and streams to S3 upstreams"
+    about = "An S3 gateway: verifies clients' SigV4, decides by policy, re-signs and streams to S3 upstreams"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,10 +23,33 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate a config file: every error at once, with file:line:column.
+    /// Validate the config and its policy files: every error at once, with file:line:column.
     Check {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Explain the decision on a request: operation, IAM action and resource, context, statements.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The principal making the request (`anonymous` for unsigned).
+        #[arg(long, short)]
+        principal: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// HTTP method (GET, PUT, POST, DELETE, HEAD).
+        method: String,
+        /// Path and query (`/bucket/key?uploadId=…`) or a full URL.
+        url: String,
+    },
+    /// Run the `Tests:` cases of policy files; non-zero exit on any failure.
+    Test {
+        /// Policy files or folders (default: the config's policy paths).
+        paths: Vec<PathBuf>,
+        /// A gateway config, to check principal names and find policy paths.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -35,41 +58,63 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
+        Command::Explain {
+            config,
+            principal,
+            headers,
+            method,
+            url,
+        } => explain(&config, &principal, &headers, &method, &url),
+        Command::Test { paths, config } => test(paths, config.as_deref()),
     }
 }
 
-fn load_or_report(path: &std::path::Path) -> Option<s3gate::config::Config> {
+fn report(errors: &[s3gate::config::ConfigError]) {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+}
+
+fn load_config(path: &Path) -> Option<s3gate::config::Config> {
     match s3gate::config::load(path) {
         Ok(c) => Some(c),
         Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {e}");
-            }
+            report(&errors);
             eprintln!("{}: {} error(s)", path.display(), errors.len());
             None
         }
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    let Some(config) = load_or_report(path) else {
+fn check(path: &Path) -> ExitCode {
+    let Some(config) = load_config(path) else {
         return ExitCode::from(1);
     };
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
+    let policies = match s3gate::state::load_policies(&config) {
+        Ok(p) => p,
+        Err(errors) => {
+            report(&errors);
+            eprintln!("policies: {} error(s)", errors.len());
+            return ExitCode::from(1);
+        }
+    };
+    let statements = policies.as_ref().map_or(0, |p| p.statements.len());
     println!(
-        "{}: OK ({} principal(s), {} upstream(s), {} bucket rule(s))",
+        "{}: OK ({} principal(s), {} upstream(s), {} bucket rule(s), {} policy statement(s))",
         path.display(),
         config.principals.len(),
         config.upstreams.len(),
-        config.buckets.len()
+        config.buckets.len(),
+        statements
     );
     ExitCode::SUCCESS
 }
 
-fn serve(path: &std::path::Path) -> ExitCode {
-    let Some(config) = load_or_report(path) else {
+fn serve(path: &Path) -> ExitCode {
+    let Some(config) = load_config(path) else {
         return ExitCode::from(1);
     };
     s3gate::logging::init(config.log.format, config.log.level.as_deref());
@@ -82,5 +127,64 @@ fn serve(path: &std::path::Path) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn explain(path: &Path, principal: &str, headers: &[String], method: &str, url: &str) -> ExitCode {
+    let Some(config) = load_config(path) else {
+        return ExitCode::from(1);
+    };
+    let policies = match s3gate::state::load_policies(&config) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            eprintln!("{}: no policies configured (policies.paths): every authenticated principal is allowed", path.display());
+            return ExitCode::from(1);
+        }
+        Err(errors) => {
+            report(&errors);
+            return ExitCode::from(1);
+        }
+    };
+    match s3gate::policy::explain::explain(&config, &policies, principal, headers, method, url) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn test(mut paths: Vec<PathBuf>, config: Option<&Path>) -> ExitCode {
+    let mut principals = None;
+    if let Some(c) = config {
+        let Some(cfg) = load_config(c) else {
+            return ExitCode::from(1);
+        };
+        if paths.is_empty() {
+            paths = s3gate::policy::resolve_paths(&cfg.file, &cfg.policies.paths);
+        }
+        principals = Some(s3gate::state::principal_names(&cfg));
+    }
+    if paths.is_empty() {
+        eprintln!("error: name policy files or folders, or --config");
+        return ExitCode::from(2);
+    }
+    let set = match s3gate::policy::load(&paths, principals.as_deref()) {
+        Ok(s) => s,
+        Err(errors) => {
+            report(&errors);
+            return ExitCode::from(1);
+        }
+    };
+    let out = s3gate::policy::testing::run(&set);
+    print!("{}", out.report);
+    println!("{} passed, {} failed", out.passed, out.failed);
+    if out.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -26,7 +26,19 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let state = Arc::new(GatewayState::new(config).map_err(anyhow::Error::msg)?);
+    let policies = crate::state::load_policies(&config).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("policies do not load:\n{}", list.join("\n"))
+    })?;
+    let state = Arc::new(GatewayState::new(config, policies).map_err(anyhow::Error::msg)?);
+    match &state.policies {
+        Some(store) => {
+            store.watch();
+            store.reload_on_sighup();
+            tracing::info!(statements = store.current().statements.len(), mode = ?state.mode, "policies loaded");
+        }
+        None => tracing::warn!("no policies configured: every authenticated principal may do everything on the routed buckets"),
+    }
     let mut service =
         http_proxy_service_with_name(&server.configuration, Gateway { state }, "s3gate");
     for l in &listen {

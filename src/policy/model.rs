@@ -35,7 +35,9 @@ impl PrincipalMatch {
         match self {
             PrincipalMatch::Any => authenticated,
             PrincipalMatch::Names(n) => n.contains(principal) || (authenticated && n.contains("*")),
-            PrincipalMatch::Not(n) => !n.contains(principal) && !(authenticated && n.contains("*")),
+            PrincipalMatch::Not(n) => {
+                !(n.contains(principal) || (authenticated && n.contains("*")))
+            }
         }
     }
 }

@@ -511,3 +511,83 @@ fn test_case(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Option<TestCase> {
         expect,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(src: &str) -> Vec<String> {
+        let known: HashSet<String> = ["etl", "janitor"].iter().map(|s| s.to_string()).collect();
+        match parse_file(Path::new("p.yaml"), src, Some(&known)) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_with_position_and_suggestion() {
+        let src = "\
+Version: \"2012-10-17\"
+Statement:
+  - Sid: A
+    Effect: Allow
+    Principal: etll
+    Action: [s3:GetObject, s3:AbortMultipartUplod]
+    Resource: arn:aws:s3::bucket
+  - Sid: B
+    Effect: Deny
+    Principal: \"*\"
+    Action: s3:*
+    Resource: \"*\"
+    Condition:
+      StringEqualz: { s3gate:RequestPayer: requester }
+      StringEquals: { s3gate:RequestPayr: requester }
+";
+        let e = errors(src);
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(e[0].starts_with("p.yaml:5:5: principal `etll` does not exist in the gateway's principals — did you mean etl?"), "{}", e[0]);
+        assert!(e[1].starts_with("p.yaml:6:5: s3:AbortMultipartUplod is not an S3 action s3gate knows — did you mean s3:AbortMultipartUpload?"), "{}", e[1]);
+        assert!(
+            e[2].starts_with("p.yaml:7:5: malformed resource `arn:aws:s3::bucket`"),
+            "{}",
+            e[2]
+        );
+        assert!(e[3].starts_with("p.yaml:14:7: unknown condition operator `StringEqualz` — did you mean StringEquals?"), "{}", e[3]);
+        assert!(e[4].starts_with("p.yaml:15:23: unknown condition key `s3gate:RequestPayr` — did you mean s3gate:RequestPayer?") || e[4].contains("unknown condition key `s3gate:RequestPayr` — did you mean s3gate:RequestPayer?"), "{}", e[4]);
+        assert!(
+            e[1].contains("    6 |     Action: [s3:GetObject, s3:AbortMultipartUplod]"),
+            "{}",
+            e[1]
+        );
+    }
+
+    #[test]
+    fn iam_json_document_loads_unchanged() {
+        let json = r#"{
+  "Version": "2012-10-17",
+  "Statement": [{
+    "Sid": "ReadOnly",
+    "Effect": "Allow",
+    "Action": ["s3:GetObject", "s3:List*"],
+    "Resource": ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "true"}}
+  }]
+}"#;
+        let p = parse_file(Path::new("iam.json"), json, None).unwrap();
+        assert_eq!(p.statements.len(), 1);
+        assert!(p.statements[0].matches_action("s3:ListBucketMultipartUploads"));
+        assert!(matches!(p.statements[0].principal, PrincipalMatch::Any));
+    }
+
+    #[test]
+    fn unknown_statement_fields_are_errors() {
+        let e = errors(
+            "Version: \"2012-10-17\"\nStatement:\n  - Effect: Allow\n    Actoin: s3:GetObject\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("unknown statement field `Actoin` — did you mean Action?")),
+            "{e:#?}"
+        );
+    }
+}

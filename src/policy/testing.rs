@@ -24,14 +24,14 @@ pub fn run(set: &PolicySet) -> Outcome {
         };
         let d = set.decide_one(&t.principal, &need, &ctx);
         let by = if d.statements.is_empty() {
-            "no statement allows it (default deny)".to_string()
+            "default deny: no statement allows it".to_string()
         } else {
-            d.statements.join(", ")
+            format!("by {}", d.statements.join(", "))
         };
         if d.effect == t.expect {
             passed += 1;
             report.push_str(&format!(
-                "PASS {}:{}: {} ({} by {by})\n",
+                "PASS {}:{}: {} ({} {by})\n",
                 t.file,
                 t.line,
                 t.name,
@@ -40,7 +40,7 @@ pub fn run(set: &PolicySet) -> Outcome {
         } else {
             failed += 1;
             report.push_str(&format!(
-                "FAIL {}:{}: {}: expected {}, got {} by {by}\n",
+                "FAIL {}:{}: {}: expected {}, got {} {by}\n",
                 t.file,
                 t.line,
                 t.name,

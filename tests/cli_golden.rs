@@ -1,0 +1,103 @@
+//! Golden-output tests of `s3gate check`, `explain` and `test`.
+//! Regenerate with `S3GATE_BLESS=1 cargo test --test cli_golden`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(args)
+        .current_dir(root())
+        .env("S3GATE_FIXTURE_SECRET", "fixture-secret")
+        .output()
+        .expect("run s3gate");
+    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn golden(name: &str, (code, text): (i32, String)) {
+    let actual = format!("exit: {code}\n{text}");
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("S3GATE_BLESS").is_some() {
+        std::fs::write(&path, &actual).expect("bless");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing golden file {}", path.display()));
+    assert_eq!(
+        actual, expected,
+        "golden mismatch for {name}; run with S3GATE_BLESS=1 to accept"
+    );
+}
+
+#[test]
+fn check_good_config() {
+    golden(
+        "check-good.txt",
+        run(&["check", "--config", "tests/fixtures/cli/gateway.yaml"]),
+    );
+}
+
+#[test]
+fn check_reports_every_policy_error() {
+    golden(
+        "check-bad.txt",
+        run(&["check", "--config", "tests/fixtures/cli/bad-gateway.yaml"]),
+    );
+}
+
+#[test]
+fn explain_denied_abort_without_owner() {
+    golden(
+        "explain-abort-denied.txt",
+        run(&[
+            "explain",
+            "--config",
+            "tests/fixtures/cli/gateway.yaml",
+            "--principal",
+            "etl",
+            "DELETE",
+            "/analytics-raw/ingest/a.parquet?uploadId=U1",
+        ]),
+    );
+}
+
+#[test]
+fn explain_allowed_upload_part() {
+    golden(
+        "explain-upload-part-allowed.txt",
+        run(&[
+            "explain",
+            "--config",
+            "tests/fixtures/cli/gateway.yaml",
+            "--principal",
+            "etl",
+            "-H",
+            "x-amz-expected-bucket-owner: 111122223333",
+            "PUT",
+            "http://analytics-raw.s3.internal.example/ingest/a.parquet?partNumber=2&uploadId=U1",
+        ]),
+    );
+}
+
+#[test]
+fn test_runs_policy_cases() {
+    golden(
+        "test-egress.txt",
+        run(&["test", "--config", "tests/fixtures/cli/gateway.yaml"]),
+    );
+}
+
+#[test]
+fn repository_policies_pass_their_tests() {
+    for dir in ["policies/sidecar", "policies/egress"] {
+        let (code, text) = run(&["test", dir]);
+        assert_eq!(code, 0, "{dir}: {text}");
+        assert!(text.contains(" passed, 0 failed"), "{text}");
+    }
+}
