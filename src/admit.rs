@@ -26,6 +26,10 @@ pub enum Admission {
     Forward,
     /// Answer locally with this S3 XML body (status 200).
     Answer(String),
+    /// Run CreateMultipartUpload here (the UploadId is recorded first).
+    Create,
+    /// Run the abort flow.
+    Abort,
 }
 
 /// The largest aws-chunked framing accepted for an empty object, which is
@@ -90,6 +94,15 @@ pub async fn admit(
         ctx.copy_source_target = Some(src_route.target.clone());
         source_rules = Some(src_route.rules);
     }
+    if let Some(upload_id) = upload_id_of(&op) {
+        let record = state.ownership.lookup(&bucket, upload_id).await?;
+        let who = crate::multipart::ownership::initiator(&principal, record.as_deref());
+        ctx.initiator = Some(if record.is_some() {
+            who.to_string()
+        } else {
+            "unknown".to_string()
+        });
+    }
     decide(state, session, ctx, &op, &auth, Some(&route), now)?;
     let actions = rules::apply(
         &op,
@@ -100,6 +113,25 @@ pub async fn admit(
     )?;
     ctx.inject_owner = actions.inject_owner;
     ctx.route = Some(route);
+    match &op {
+        Operation::CreateMultipartUpload => return Ok(Admission::Create),
+        Operation::AbortMultipartUpload { .. } => return Ok(Admission::Abort),
+        Operation::UploadPart { upload_id, .. } | Operation::UploadPartCopy { upload_id, .. } => {
+            // An abort of this upload on this replica refuses new parts.
+            let guard = state
+                .inflight
+                .begin_part(&format!("{bucket}\n{upload_id}"))
+                .ok_or_else(|| {
+                    err(
+                        S3ErrorCode::NoSuchUpload,
+                        "The specified multipart upload is being aborted.",
+                    )
+                    .with_resource(format!("/{bucket}/{}", ctx.key.as_deref().unwrap_or("")))
+                })?;
+            ctx.part_guard = Some(guard);
+        }
+        _ => {}
+    }
     let payload = auth.map_or(PayloadMode::Unsigned, |a| a.payload);
     prepare_body(session, ctx, &payload).await?;
     Ok(Admission::Forward)
@@ -142,7 +174,7 @@ fn decide(
         operation: op,
         upstream: route.map(|r| r.upstream.name.as_str()),
         owner: route.and_then(|r| r.rules.owner.as_deref()),
-        initiator: initiator(op),
+        initiator: ctx.initiator.as_deref(),
     };
     let keys = crate::policy::context::build(&facts, now);
     let needs = actions::needs(op, ctx.bucket.as_deref(), ctx.key.as_deref());
@@ -177,15 +209,14 @@ fn decide(
     Err(err(S3ErrorCode::AccessDenied, "Access Denied"))
 }
 
-/// `s3gate:MultipartInitiator` for operations on an upload. Uploads are
-/// not yet tracked by the gateway, so every upload is `unknown`.
-fn initiator(op: &Operation) -> Option<&'static str> {
+/// The upload an operation acts on.
+pub fn upload_id_of(op: &Operation) -> Option<&str> {
     match op {
-        Operation::UploadPart { .. }
-        | Operation::UploadPartCopy { .. }
-        | Operation::CompleteMultipartUpload { .. }
-        | Operation::AbortMultipartUpload { .. }
-        | Operation::ListParts { .. } => Some("unknown"),
+        Operation::UploadPart { upload_id, .. }
+        | Operation::UploadPartCopy { upload_id, .. }
+        | Operation::CompleteMultipartUpload { upload_id }
+        | Operation::AbortMultipartUpload { upload_id }
+        | Operation::ListParts { upload_id } => Some(upload_id),
         _ => None,
     }
 }

@@ -11,6 +11,14 @@ use crate::s3::{Operation, Query, S3Error};
 pub struct RequestCtx {
     pub request_id: String,
     pub started: Instant,
+    /// When the request arrived (audit records).
+    pub arrived: std::time::SystemTime,
+    /// `s3gate:MultipartInitiator` as decided for this request.
+    pub initiator: Option<String>,
+    /// Held while a part upload streams (an abort waits for it).
+    pub part_guard: Option<crate::multipart::inflight::PartGuard>,
+    /// A CompleteMultipartUpload answered 200 with an error document.
+    pub complete_error: bool,
     pub operation: Option<Operation>,
     pub bucket: Option<String>,
     pub key: Option<String>,
@@ -57,6 +65,10 @@ impl RequestCtx {
         RequestCtx {
             request_id: crate::util::request_id(),
             started: Instant::now(),
+            arrived: std::time::SystemTime::now(),
+            initiator: None,
+            part_guard: None,
+            complete_error: false,
             operation: None,
             bucket: None,
             key: None,

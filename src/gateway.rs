@@ -9,7 +9,6 @@
 //! fail_to_proxy         → S3 error XML
 //! logging               → one line per request
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +21,60 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::admit::{admit, Admission};
 use crate::context::RequestCtx;
+use crate::multipart::handlers;
 use crate::s3::{err, S3Error, S3ErrorCode};
 use crate::state::GatewayState;
 use crate::{forward, respond};
+
+/// Write an optional event record (when the config enables its kind).
+async fn audit_event(
+    state: &GatewayState,
+    session: &Session,
+    ctx: &RequestCtx,
+    kind: &str,
+    outcome: &str,
+    upload_id: Option<String>,
+) {
+    let Some(audit) = &state.audit else { return };
+    if !audit.wants(kind) {
+        return;
+    }
+    let mut event = handlers::event(state, session, ctx, kind, outcome);
+    if upload_id.is_some() {
+        event.upload_id = upload_id;
+    }
+    if let Err(e) = audit.write(event).await {
+        tracing::error!(request_id = %ctx.request_id, "audit record not written: {e}");
+    }
+}
+
+/// Aborts refused before the flow (denied, failed authentication with a
+/// known key, …) are audited too; so is every denial when `Denied` is on.
+async fn audit_refusal(state: &GatewayState, session: &Session, ctx: &RequestCtx) {
+    let is_abort = matches!(
+        ctx.operation,
+        Some(crate::s3::Operation::AbortMultipartUpload { .. })
+    );
+    let authenticated = ctx.principal.is_some();
+    let known_key = ctx.access_key_id.is_some();
+    let denied = ctx.error_code == Some("AccessDenied");
+    if is_abort && (authenticated || known_key) {
+        let outcome = match (authenticated, ctx.error_code) {
+            (false, _) => "auth_failed",
+            (true, Some("AccessDenied")) => "denied",
+            (true, Some("NoSuchUpload")) => "no_such_upload",
+            (true, _) => "upstream_error",
+        };
+        if let Some(audit) = &state.audit {
+            let event = handlers::event(state, session, ctx, "AbortMultipartUpload", outcome);
+            if let Err(e) = audit.write(event).await {
+                tracing::error!(request_id = %ctx.request_id, "abort audit record not written: {e}");
+            }
+        }
+    } else if denied {
+        audit_event(state, session, ctx, "Denied", "denied", None).await;
+    }
+}
 
 pub struct Gateway {
     pub state: Arc<GatewayState>,
@@ -46,17 +96,52 @@ impl ProxyHttp for Gateway {
 
     /// Runs once the request header is read. `Ok(true)`: we answered.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match admit(&self.state, session, ctx).await {
-            Ok(Admission::Forward) => Ok(false),
+        let state = &self.state;
+        let result: Result<(), S3Error> = match admit(state, session, ctx).await {
+            Ok(Admission::Forward) => return Ok(false),
             Ok(Admission::Answer(xml)) => {
                 respond::xml(session, ctx, xml).await;
-                Ok(true)
+                return Ok(true);
             }
-            Err(e) => {
-                respond::error(session, ctx, &e).await;
-                Ok(true)
-            }
+            Ok(Admission::Create) => match handlers::create(state, session, ctx).await {
+                Ok(reply) => {
+                    respond::relay(session, ctx, &reply).await;
+                    if reply.status == 200 {
+                        let upload_id = crate::s3::xml::first_text(&reply.body, "UploadId");
+                        audit_event(
+                            state,
+                            session,
+                            ctx,
+                            "CreateMultipartUpload",
+                            "created",
+                            upload_id,
+                        )
+                        .await;
+                    }
+                    return Ok(true);
+                }
+                Err(e) => Err(e),
+            },
+            Ok(Admission::Abort) => match handlers::abort(state, session, ctx).await {
+                Ok((reply, event)) => {
+                    // The record is on disk before the client hears the answer.
+                    if let Some(audit) = &state.audit {
+                        if let Err(e) = audit.write(event).await {
+                            tracing::error!(request_id = %ctx.request_id, "abort audit record not written: {e}");
+                        }
+                    }
+                    respond::relay(session, ctx, &reply).await;
+                    return Ok(true);
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            respond::error(session, ctx, &e).await;
+            audit_refusal(state, session, ctx).await;
         }
+        Ok(true)
     }
 
     /// Where the route's upstream listens (`connect_to` overrides DNS).
@@ -68,46 +153,11 @@ impl ProxyHttp for Gateway {
         let Some(route) = &ctx.route else {
             return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
         };
-        let up = route.upstream.clone();
-        let addr: SocketAddr = match up.connect_to {
-            Some(a) => a,
-            None => {
-                let target = (
-                    up.endpoint.host.trim_matches(['[', ']']).to_string(),
-                    up.endpoint.port,
-                );
-                match tokio::net::lookup_host(target)
-                    .await
-                    .ok()
-                    .and_then(|mut a| a.next())
-                {
-                    Some(a) => a,
-                    None => {
-                        let e = err(
-                            S3ErrorCode::BadGateway,
-                            format!(
-                                "The upstream {} ({}) cannot be resolved",
-                                up.name, up.endpoint.host
-                            ),
-                        );
-                        return Err(fail(ctx, e));
-                    }
-                }
-            }
-        };
-        let sni = match (up.addressing, route.target.is_empty()) {
-            (crate::config::Addressing::Virtual, false) => {
-                format!("{}.{}", route.target, up.endpoint.host)
-            }
-            _ => up.endpoint.host.clone(),
-        };
-        let mut peer = HttpPeer::new(addr, up.endpoint.tls, sni);
-        let t = &self.state.config.timeouts;
-        peer.options.connection_timeout = Some(Duration::from_secs(t.connect_secs));
-        peer.options.read_timeout = Some(Duration::from_secs(t.read_secs));
-        peer.options.write_timeout = Some(Duration::from_secs(t.read_secs));
-        peer.options.idle_timeout = Some(Duration::from_secs(t.idle_secs));
-        Ok(Box::new(peer))
+        let bucket = (!route.target.is_empty()).then_some(route.target.as_str());
+        match crate::route::peer(&route.upstream, bucket, &self.state.config.timeouts).await {
+            Ok(peer) => Ok(Box::new(peer)),
+            Err(e) => Err(fail(ctx, e)),
+        }
     }
 
     /// Runs after each connect, before the header goes upstream.
@@ -194,6 +244,15 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         if let Some(b) = body {
             ctx.bytes_out += b.len() as u64;
+            // A CompleteMultipartUpload may answer 200 and then an <Error>
+            // (S3 keeps the connection alive with whitespace meanwhile).
+            if matches!(
+                ctx.operation,
+                Some(crate::s3::Operation::CompleteMultipartUpload { .. })
+            ) && b.windows(7).any(|w| w == b"<Error>")
+            {
+                ctx.complete_error = true;
+            }
         }
         Ok(None)
     }
@@ -238,7 +297,24 @@ impl ProxyHttp for Gateway {
         ctx.error.is_some() || ctx.status > 0
     }
 
-    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.part_guard = None;
+        if let (Some(crate::s3::Operation::CompleteMultipartUpload { upload_id }), Some(bucket)) =
+            (&ctx.operation, &ctx.bucket)
+        {
+            if ctx.status == 200 && !ctx.complete_error && e.is_none() {
+                self.state.ownership.forget(bucket, upload_id).await;
+                audit_event(
+                    &self.state,
+                    session,
+                    ctx,
+                    "CompleteMultipartUpload",
+                    "completed",
+                    None,
+                )
+                .await;
+            }
+        }
         crate::logging::access(ctx, e);
     }
 }

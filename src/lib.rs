@@ -15,12 +15,14 @@
 //! `gateway` is the pingora `ProxyHttp` implementation that calls the stages.
 
 pub mod admit;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod context;
 pub mod forward;
 pub mod gateway;
 pub mod logging;
+pub mod multipart;
 pub mod policy;
 pub mod reframe;
 pub mod resign;
@@ -30,4 +32,5 @@ pub mod rules;
 pub mod s3;
 pub mod server;
 pub mod state;
+pub mod upstream_client;
 pub mod util;

@@ -43,6 +43,11 @@ enum Command {
         /// Path and query (`/bucket/key?uploadId=…`) or a full URL.
         url: String,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the `Tests:` cases of policy files; non-zero exit on any failure.
     Test {
         /// Policy files or folders (default: the config's policy paths).
@@ -51,6 +56,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of audit files, oldest first
+    /// (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`).
+    Verify { files: Vec<PathBuf> },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +78,9 @@ fn main() -> ExitCode {
             url,
         } => explain(&config, &principal, &headers, &method, &url),
         Command::Test { paths, config } => test(paths, config.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Verify { files },
+        } => audit_verify(&files),
     }
 }
 
@@ -186,5 +201,26 @@ fn test(mut paths: Vec<PathBuf>, config: Option<&Path>) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn audit_verify(files: &[PathBuf]) -> ExitCode {
+    if files.is_empty() {
+        eprintln!("error: name the audit files, oldest first");
+        return ExitCode::from(2);
+    }
+    let r = s3gate::audit::verify::verify(files);
+    for t in &r.torn {
+        println!("TORN {t}");
+    }
+    for p in &r.problems {
+        println!("FAIL {p}");
+    }
+    if r.ok() {
+        println!("OK: {} record(s), chain whole", r.records);
+        ExitCode::SUCCESS
+    } else {
+        println!("{} record(s) verified before the first problem", r.records);
+        ExitCode::from(1)
     }
 }

@@ -105,3 +105,49 @@ pub fn from_proxy_error(e: &Error, upstream: &str) -> Option<S3Error> {
     };
     Some(s3)
 }
+
+/// Relay an upstream answer that the gateway fetched itself.
+pub async fn relay(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    reply: &crate::upstream_client::Reply,
+) {
+    ctx.status = reply.status;
+    let Ok(mut h) = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3)) else {
+        return;
+    };
+    for (name, value) in reply.headers.iter() {
+        if matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "content-length" | "keep-alive"
+        ) {
+            continue;
+        }
+        let _ = h.append_header(name.clone(), value.clone());
+    }
+    let is_head = session.req_header().method == http::Method::HEAD;
+    let body = if is_head || reply.status == 204 || reply.status == 304 {
+        Bytes::new()
+    } else {
+        reply.body.clone()
+    };
+    if reply.status != 204 {
+        let _ = h.insert_header("content-length", body.len().to_string());
+    }
+    if h.headers.get("x-amz-request-id").is_none() {
+        let _ = h.insert_header("x-amz-request-id", ctx.request_id.as_str());
+    }
+    let _ = h.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
+    ctx.bytes_out += body.len() as u64;
+    let end = body.is_empty();
+    if session
+        .write_response_header(Box::new(h), end)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if !end {
+        let _ = session.write_response_body(Some(body), true).await;
+    }
+}

@@ -3,11 +3,16 @@
 
 use std::sync::Arc;
 
+use crate::audit::AuditLog;
 use crate::auth::{Principal, Principals};
 use crate::config::{Config, PolicyMode};
+use crate::multipart::abort::AbortSettings;
+use crate::multipart::inflight::InFlight;
+use crate::multipart::ownership::{Backend, Ownership};
 use crate::policy::reload::PolicyStore;
 use crate::policy::PolicySet;
 use crate::route::Router;
+use crate::upstream_client::UpstreamClient;
 
 pub struct GatewayState {
     pub config: Config,
@@ -17,6 +22,12 @@ pub struct GatewayState {
     /// authenticated principal is allowed (and `serve` says so).
     pub policies: Option<Arc<PolicyStore>>,
     pub mode: PolicyMode,
+    /// The gateway's own upstream requests (abort flow, ownership store).
+    pub client: Arc<UpstreamClient>,
+    pub ownership: Arc<Ownership>,
+    pub inflight: Arc<InFlight>,
+    pub abort: AbortSettings,
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl GatewayState {
@@ -37,12 +48,55 @@ impl GatewayState {
         let paths = crate::policy::resolve_paths(&config.file, &config.policies.paths);
         let policies = policies.map(|set| Arc::new(PolicyStore::new(set, paths, names)));
         let mode = config.policies.mode;
+        let client = Arc::new(UpstreamClient::new(config.timeouts.clone()));
+        let backend = match config.multipart.as_ref().and_then(|m| m.ownership.as_ref()) {
+            Some(o) if o.store == "s3" => {
+                let name = o.upstream.clone().unwrap_or_default();
+                let upstream = router.upstreams.get(&name).cloned().ok_or_else(|| {
+                    format!("multipart.ownership.upstream `{name}` is not defined")
+                })?;
+                Backend::S3 {
+                    upstream,
+                    bucket: o
+                        .bucket
+                        .clone()
+                        .ok_or("multipart.ownership.bucket is required for store: s3")?,
+                    prefix: o
+                        .prefix
+                        .clone()
+                        .unwrap_or_else(|| "s3gate/multipart-owners/".into()),
+                }
+            }
+            _ => Backend::Memory,
+        };
+        let ownership = Arc::new(Ownership::new(backend, client.clone()));
+        let mut abort = AbortSettings::default();
+        if let Some(a) = config.multipart.as_ref().and_then(|m| m.abort.as_ref()) {
+            if let Some(d) = a
+                .drain_in_flight
+                .as_deref()
+                .and_then(crate::multipart::parse_duration)
+            {
+                abort.drain_in_flight = d;
+            }
+            abort.verify = a.verify.unwrap_or(true);
+            abort.max_attempts = a.max_attempts.unwrap_or(5).max(1);
+        }
+        let audit = config
+            .audit
+            .as_ref()
+            .map(|a| Arc::new(AuditLog::open(a, &config.gateway_name)));
         Ok(GatewayState {
             config,
             principals,
             router,
             policies,
             mode,
+            client,
+            ownership,
+            inflight: Arc::new(InFlight::default()),
+            abort,
+            audit,
         })
     }
 }

@@ -325,8 +325,81 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
     let policies: PoliciesConfig = get("policies")
         .and_then(|v| cx.parse(&[k("policies")], v))
         .unwrap_or_default();
-    let multipart = get("multipart").and_then(|v| cx.parse(&[k("multipart")], v));
-    let audit = get("audit").and_then(|v| cx.parse(&[k("audit")], v));
+    let multipart: Option<MultipartConfig> =
+        get("multipart").and_then(|v| cx.parse(&[k("multipart")], v));
+    if let Some(o) = multipart.as_ref().and_then(|m| m.ownership.as_ref()) {
+        let at = |f: &str| [k("multipart"), k("ownership"), k(f)];
+        match o.store.as_str() {
+            "memory" => {}
+            "s3" => {
+                match &o.upstream {
+                    None => cx.error(&at("store"), "multipart.ownership: store s3 needs `upstream` (where the state bucket is)"),
+                    Some(u) if !declared.contains(u) => cx.error(&at("upstream"), format!("multipart.ownership.upstream `{u}` is not defined in `upstreams`")),
+                    _ => {}
+                }
+                if o.bucket.is_none() {
+                    cx.error(
+                        &at("store"),
+                        "multipart.ownership: store s3 needs `bucket` (the state bucket)",
+                    );
+                }
+            }
+            other => cx.error(
+                &at("store"),
+                format!("multipart.ownership.store must be s3 or memory, not `{other}`"),
+            ),
+        }
+    }
+    if let Some(d) = multipart
+        .as_ref()
+        .and_then(|m| m.abort.as_ref())
+        .and_then(|a| a.drain_in_flight.as_deref())
+    {
+        if crate::multipart::parse_duration(d).is_none() {
+            cx.error(
+                &[k("multipart"), k("abort"), k("drain_in_flight")],
+                format!(
+                    "multipart.abort.drain_in_flight `{d}` is not a duration (like 30s, 500ms, 2m)"
+                ),
+            );
+        }
+    }
+    let audit: Option<AuditConfig> = get("audit").and_then(|v| cx.parse(&[k("audit")], v));
+    if let Some(a) = &audit {
+        let at = |f: &str| [k("audit"), k(f)];
+        if let Some(f) = a
+            .fsync
+            .as_deref()
+            .filter(|f| !["always", "interval"].contains(f))
+        {
+            cx.error(
+                &at("fsync"),
+                format!("audit.fsync must be always or interval, not `{f}`"),
+            );
+        }
+        if let Some(f) = a
+            .on_failure
+            .as_deref()
+            .filter(|f| !["reject", "continue"].contains(f))
+        {
+            cx.error(
+                &at("on_failure"),
+                format!("audit.on_failure must be reject or continue, not `{f}`"),
+            );
+        }
+        for e in &a.events {
+            if ![
+                "AbortMultipartUpload",
+                "CreateMultipartUpload",
+                "CompleteMultipartUpload",
+                "Denied",
+            ]
+            .contains(&e.as_str())
+            {
+                cx.error(&at("events"), format!("audit.events: unknown event `{e}` (AbortMultipartUpload, CreateMultipartUpload, CompleteMultipartUpload, Denied)"));
+            }
+        }
+    }
     let admin: Option<AdminConfig> = get("admin").and_then(|v| cx.parse(&[k("admin")], v));
     if let Some(a) = &admin {
         if a.address.parse::<SocketAddr>().is_err() {

@@ -109,6 +109,47 @@ impl Upstream {
     }
 }
 
+/// How to reach `up` for a request on `bucket`: the address (`connect_to`
+/// or DNS), TLS, SNI (the Host's name) and timeouts.
+pub async fn peer(
+    up: &Upstream,
+    bucket: Option<&str>,
+    t: &crate::config::TimeoutsConfig,
+) -> S3Result<pingora::upstreams::peer::HttpPeer> {
+    let addr = match up.connect_to {
+        Some(a) => a,
+        None => {
+            let target = (
+                up.endpoint.host.trim_matches(['[', ']']).to_string(),
+                up.endpoint.port,
+            );
+            tokio::net::lookup_host(target)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    err(
+                        S3ErrorCode::BadGateway,
+                        format!(
+                            "The upstream {} ({}) cannot be resolved",
+                            up.name, up.endpoint.host
+                        ),
+                    )
+                })?
+        }
+    };
+    let sni = match (up.addressing, bucket) {
+        (Addressing::Virtual, Some(b)) => format!("{b}.{}", up.endpoint.host),
+        _ => up.endpoint.host.clone(),
+    };
+    let mut peer = pingora::upstreams::peer::HttpPeer::new(addr, up.endpoint.tls, sni);
+    peer.options.connection_timeout = Some(std::time::Duration::from_secs(t.connect_secs));
+    peer.options.read_timeout = Some(std::time::Duration::from_secs(t.read_secs));
+    peer.options.write_timeout = Some(std::time::Duration::from_secs(t.read_secs));
+    peer.options.idle_timeout = Some(std::time::Duration::from_secs(t.idle_secs));
+    Ok(peer)
+}
+
 /// Where one client-visible bucket goes.
 #[derive(Debug, Clone)]
 pub struct Route {

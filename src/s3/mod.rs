@@ -4,6 +4,7 @@ pub mod addressing;
 pub mod error;
 pub mod operation;
 pub mod uri;
+pub mod xml;
 
 pub use addressing::Addressed;
 pub use error::{err, S3Error, S3ErrorCode, S3Result};

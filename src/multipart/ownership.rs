@@ -1,0 +1,200 @@
+//! Who started each multipart upload, so policies can say "only the
+//! initiator may complete or abort it" (`s3gate:MultipartInitiator`).
+//!
+//! `s3` keeps one small object per upload in a state bucket on an upstream:
+//! durable, strongly consistent, shared by every replica, no new
+//! infrastructure. `memory` is for a single replica. A moka cache keeps the
+//! creating replica's hot path free of extra round trips. Records go on
+//! Complete and Abort; memory records expire after a week, and for `s3` an
+//! expiration lifecycle rule on the state prefix does the same (README).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::route::Upstream;
+use crate::s3::{err, S3Error, S3ErrorCode};
+use crate::upstream_client::{Call, UpstreamClient};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    pub principal: String,
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+pub enum Backend {
+    Memory,
+    S3 {
+        upstream: Arc<Upstream>,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+pub struct Ownership {
+    backend: Backend,
+    cache: moka::future::Cache<String, Arc<Record>>,
+    client: Arc<UpstreamClient>,
+}
+
+fn cache_key(bucket: &str, upload_id: &str) -> String {
+    format!("{bucket}\n{upload_id}")
+}
+
+/// `s3gate:MultipartInitiator` for `principal`, given the record.
+pub fn initiator(principal: &str, record: Option<&Record>) -> &'static str {
+    match record {
+        None => "unknown",
+        Some(r) if r.principal == principal => "self",
+        Some(_) => "other",
+    }
+}
+
+impl Ownership {
+    pub fn new(backend: Backend, client: Arc<UpstreamClient>) -> Self {
+        let ttl = match backend {
+            // The only copy: keep it for a week (S3's usual abort-incomplete rule).
+            Backend::Memory => Duration::from_secs(7 * 24 * 3600),
+            // A cache of the durable copy.
+            Backend::S3 { .. } => Duration::from_secs(3600),
+        };
+        let cache = moka::future::Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(ttl)
+            .build();
+        Ownership {
+            backend,
+            cache,
+            client,
+        }
+    }
+
+    fn object_key(prefix: &str, bucket: &str, upload_id: &str) -> String {
+        // Upload ids are opaque and may be long: name the object by a hash.
+        format!(
+            "{prefix}{bucket}/{}",
+            crate::auth::crypto::sha256_hex(upload_id.as_bytes())
+        )
+    }
+
+    fn store_error(what: &str, detail: impl std::fmt::Display) -> S3Error {
+        err(
+            S3ErrorCode::ServiceUnavailable,
+            format!("The multipart ownership store could not {what} ({detail}); please retry"),
+        )
+    }
+
+    pub async fn record(&self, r: Record) -> Result<(), S3Error> {
+        let key = cache_key(&r.bucket, &r.upload_id);
+        if let Backend::S3 {
+            upstream,
+            bucket,
+            prefix,
+        } = &self.backend
+        {
+            let body =
+                Bytes::from(serde_json::to_vec(&r).map_err(|e| Self::store_error("encode", e))?);
+            let call = Call {
+                method: "PUT",
+                bucket: Some(bucket),
+                key: Some(&Self::object_key(prefix, &r.bucket, &r.upload_id)),
+                query: vec![],
+                headers: vec![("content-type", "application/json".into())],
+                body,
+            };
+            let reply = self.client.send(upstream, call).await?;
+            if reply.status != 200 {
+                return Err(Self::store_error(
+                    "record the upload",
+                    format!(
+                        "status {} {}",
+                        reply.status,
+                        reply.error_code().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        self.cache.insert(key, Arc::new(r)).await;
+        Ok(())
+    }
+
+    pub async fn lookup(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Option<Arc<Record>>, S3Error> {
+        let key = cache_key(bucket, upload_id);
+        if let Some(r) = self.cache.get(&key).await {
+            return Ok(Some(r));
+        }
+        let Backend::S3 {
+            upstream,
+            bucket: state,
+            prefix,
+        } = &self.backend
+        else {
+            return Ok(None);
+        };
+        let call = Call {
+            method: "GET",
+            bucket: Some(state),
+            key: Some(&Self::object_key(prefix, bucket, upload_id)),
+            query: vec![],
+            headers: vec![],
+            body: Bytes::new(),
+        };
+        let reply = self.client.send(upstream, call).await?;
+        match reply.status {
+            200 => {
+                let r: Record = serde_json::from_slice(&reply.body)
+                    .map_err(|e| Self::store_error("read a record", e))?;
+                let r = Arc::new(r);
+                self.cache.insert(key, r.clone()).await;
+                Ok(Some(r))
+            }
+            404 => Ok(None),
+            s => Err(Self::store_error(
+                "look up the upload",
+                format!("status {s}"),
+            )),
+        }
+    }
+
+    pub async fn forget(&self, bucket: &str, upload_id: &str) {
+        self.cache.invalidate(&cache_key(bucket, upload_id)).await;
+        if let Backend::S3 {
+            upstream,
+            bucket: state,
+            prefix,
+        } = &self.backend
+        {
+            let call = Call {
+                method: "DELETE",
+                bucket: Some(state),
+                key: Some(&Self::object_key(prefix, bucket, upload_id)),
+                query: vec![],
+                headers: vec![],
+                body: Bytes::new(),
+            };
+            match self.client.send(upstream, call).await {
+                Ok(r) if r.status < 300 || r.status == 404 => {}
+                Ok(r) => tracing::warn!(
+                    bucket,
+                    status = r.status,
+                    "could not delete an ownership record"
+                ),
+                Err(e) => tracing::warn!(
+                    bucket,
+                    "could not delete an ownership record: {}",
+                    e.message
+                ),
+            }
+        }
+    }
+}

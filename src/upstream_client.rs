@@ -1,0 +1,192 @@
+//! The gateway's own requests to upstreams: the abort flow (ListParts,
+//! Abort, verify), CreateMultipartUpload (whose UploadId must be recorded
+//! before the client hears of it), and the ownership store. Small bodies
+//! only; signed like every forwarded request; connections are pooled by
+//! pingora's connector.
+
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+
+use crate::auth::crypto::sha256_hex;
+use crate::config::TimeoutsConfig;
+use crate::resign::sign_request;
+use crate::route::Upstream;
+use crate::s3::uri::encode_component;
+use crate::s3::{err, S3Error, S3ErrorCode};
+
+/// Largest response body read (XML documents).
+const MAX_BODY: usize = 4 << 20;
+
+pub struct UpstreamClient {
+    connector: Connector,
+    timeouts: TimeoutsConfig,
+}
+
+/// An upstream's answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The S3 error code of an error body.
+    pub fn error_code(&self) -> Option<String> {
+        crate::s3::xml::first_text(&self.body, "Code")
+    }
+}
+
+/// One request of the gateway's own.
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub bucket: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub query: Vec<(&'a str, String)>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl UpstreamClient {
+    pub fn new(timeouts: TimeoutsConfig) -> Self {
+        UpstreamClient {
+            connector: Connector::new(None),
+            timeouts,
+        }
+    }
+
+    pub async fn send(&self, up: &Upstream, call: Call<'_>) -> Result<Reply, S3Error> {
+        let bad_gateway = |what: &str, e: &dyn std::fmt::Display| {
+            err(
+                S3ErrorCode::BadGateway,
+                format!("The upstream {} failed ({what}: {e})", up.name),
+            )
+        };
+        let (host, path) = up.locate(call.bucket, call.key);
+        let mut q: Vec<String> = call
+            .query
+            .iter()
+            .map(|(n, v)| {
+                if v.is_empty() {
+                    format!("{}=", encode_component(n))
+                } else {
+                    format!("{}={}", encode_component(n), encode_component(v))
+                }
+            })
+            .collect();
+        q.sort();
+        let path_and_query = if q.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", q.join("&"))
+        };
+        let mut req = RequestHeader::build(call.method, path_and_query.as_bytes(), None)
+            .map_err(|e| bad_gateway("request", &e))?;
+        let hash = sha256_hex(&call.body);
+        let set = |req: &mut RequestHeader, n: &'static str, v: String| {
+            req.insert_header(n, v)
+                .map_err(|e| bad_gateway("header", &e))
+        };
+        set(&mut req, "host", host.clone())?;
+        set(&mut req, "x-amz-content-sha256", hash.clone())?;
+        set(&mut req, "content-length", call.body.len().to_string())?;
+        for (n, v) in call.headers {
+            set(&mut req, n, v)?;
+        }
+        let scheme = if up.endpoint.tls { "https" } else { "http" };
+        let uri = format!("{scheme}://{host}{path_and_query}");
+        for (n, v) in sign_request(
+            call.method,
+            &uri,
+            &req.headers,
+            &hash,
+            up,
+            SystemTime::now(),
+        )? {
+            set(&mut req, n, v)?;
+        }
+        self.send_prepared(up, call.bucket, req, call.body).await
+    }
+
+    /// Send a request header that is already addressed and signed.
+    pub async fn send_prepared(
+        &self,
+        up: &Upstream,
+        bucket: Option<&str>,
+        req: RequestHeader,
+        body: Bytes,
+    ) -> Result<Reply, S3Error> {
+        let bad_gateway = |what: &str, e: &dyn std::fmt::Display| {
+            err(
+                S3ErrorCode::BadGateway,
+                format!("The upstream {} failed ({what}: {e})", up.name),
+            )
+        };
+        let peer = crate::route::peer(up, bucket, &self.timeouts).await?;
+        let (mut session, _reused) = self
+            .connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| bad_gateway("connect", &e))?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(|e| bad_gateway("write", &e))?;
+        if !body.is_empty() {
+            session
+                .write_request_body(body, true)
+                .await
+                .map_err(|e| bad_gateway("write body", &e))?;
+        }
+        session
+            .finish_request_body()
+            .await
+            .map_err(|e| bad_gateway("finish", &e))?;
+        session
+            .read_response_header()
+            .await
+            .map_err(|e| bad_gateway("read", &e))?;
+        let (status, headers) = match session.response_header() {
+            Some(h) => (h.status.as_u16(), h.headers.clone()),
+            None => {
+                return Err(err(
+                    S3ErrorCode::BadGateway,
+                    format!("The upstream {} sent no response", up.name),
+                ))
+            }
+        };
+        let mut body = BytesMut::new();
+        while let Some(chunk) = session
+            .read_response_body()
+            .await
+            .map_err(|e| bad_gateway("read body", &e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(err(
+                    S3ErrorCode::BadGateway,
+                    format!("The upstream {} sent too large a response", up.name),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        self.connector
+            .release_http_session(
+                session,
+                &peer,
+                Some(std::time::Duration::from_secs(self.timeouts.idle_secs)),
+            )
+            .await;
+        Ok(Reply {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+}

@@ -1,0 +1,491 @@
+//! Multipart ownership, the abort flow and the audit ledger, through real
+//! gateway processes to Garage (which also holds the ownership state).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{
+    client, data, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
+    ALICE_SECRET, BOB_KEY, BOB_SECRET,
+};
+
+const POLICY: &str = r#"Version: "2012-10-17"
+Statement:
+  - Sid: EveryoneWorks
+    Effect: Allow
+    Principal: "*"
+    Action: "s3:*"
+    Resource: "*"
+  - Sid: OnlyInitiatorMayFinishOrAbort
+    Effect: Deny
+    Principal: "*"
+    Action: [s3:AbortMultipartUpload, s3:PutObject, s3:ListMultipartUploadParts]
+    Resource: arn:aws:s3:::mpa/*
+    Condition:
+      StringEquals: { s3gate:MultipartInitiator: other }
+"#;
+
+struct Env {
+    dir: PathBuf,
+    garage: Garage,
+    a: Gateway,
+    b: Gateway,
+}
+
+fn config(port: u16, garage: &Garage, audit: &Path, on_failure: &str) -> String {
+    format!(
+        r#"listen: [{{ address: 127.0.0.1:{port} }}]
+region: us-east-1
+gateway_name: gw-{port}
+principals:
+  - {{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}
+  - {{ name: bob, access_key_id: {BOB_KEY}, secret_access_key: {BOB_SECRET} }}
+upstreams:
+  garage: {{ kind: s3-compatible, endpoint: "{ep}", region: garage, credentials: {{ access_key_id: {ak}, secret_access_key: {sk} }} }}
+buckets:
+  mpa: {{ upstream: garage }}
+policies: {{ paths: [policies] }}
+multipart:
+  ownership: {{ store: s3, upstream: garage, bucket: state, prefix: owners/ }}
+  abort: {{ drain_in_flight: 10s, verify: true, max_attempts: 5 }}
+audit:
+  path: {audit}
+  events: [AbortMultipartUpload, CreateMultipartUpload]
+  fsync: always
+  on_failure: {on_failure}
+"#,
+        ep = garage.endpoint,
+        ak = garage.access_key_id,
+        sk = garage.secret_access_key,
+        audit = audit.display()
+    )
+}
+
+fn gateway(dir: &Path, name: &str, garage: &Garage, audit: &Path, on_failure: &str) -> Gateway {
+    let d = dir.join(name);
+    std::fs::create_dir_all(d.join("policies")).expect("dir");
+    std::fs::write(d.join("policies/p.yaml"), POLICY).expect("policy");
+    let port = free_port();
+    start_gateway(&d, port, &config(port, garage, audit, on_failure))
+}
+
+fn env() -> &'static Env {
+    static E: OnceLock<Env> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("s3gate-mpa-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let garage = start_garage(&dir, &["mpa", "state"]);
+        let a = gateway(&dir, "a", &garage, &dir.join("a/audit.jsonl"), "reject");
+        let b = gateway(&dir, "b", &garage, &dir.join("b/audit.jsonl"), "reject");
+        Env { dir, garage, a, b }
+    })
+}
+
+fn as_user(gw: &Gateway, who: &str) -> aws_sdk_s3::Client {
+    match who {
+        "alice" => client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true),
+        _ => client(&gw.endpoint(), "us-east-1", BOB_KEY, BOB_SECRET, true),
+    }
+}
+
+fn direct() -> aws_sdk_s3::Client {
+    let g = &env().garage;
+    client(
+        &g.endpoint,
+        "garage",
+        &g.access_key_id,
+        &g.secret_access_key,
+        true,
+    )
+}
+
+fn audit_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> Option<&str> {
+    e.code()
+}
+
+fn verify(files: &[&Path]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["audit", "verify"])
+        .args(files)
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn initiator_rule_across_replicas_and_the_audit_of_each_abort() {
+    let e = env();
+    let key = unique("shared/obj");
+    // alice creates through A.
+    let up = as_user(&e.a, "alice")
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create via A");
+    let id = up.upload_id().expect("id").to_string();
+    // Parts through B: alice (the initiator) may, bob may not.
+    as_user(&e.b, "alice")
+        .upload_part()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(data(1000, 1)))
+        .send()
+        .await
+        .expect("alice's part via B");
+    let err = as_user(&e.b, "bob")
+        .upload_part()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .part_number(2)
+        .body(ByteStream::from(data(1000, 2)))
+        .send()
+        .await
+        .expect_err("bob's part via B");
+    assert_eq!(code(&err.into_service_error()), Some("AccessDenied"));
+    // bob's abort through A is denied; the upload stays upstream.
+    let err = as_user(&e.a, "bob")
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("bob aborts");
+    assert_eq!(code(&err.into_service_error()), Some("AccessDenied"));
+    let parts = direct()
+        .list_parts()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("still there");
+    assert_eq!(parts.parts().len(), 1);
+    // alice's abort through A: 204, and the upstream no longer knows the upload.
+    as_user(&e.a, "alice")
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("alice aborts");
+    let err = direct()
+        .list_parts()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("gone");
+    assert_eq!(code(&err.into_service_error()), Some("NoSuchUpload"));
+
+    let audit = e.dir.join("a/audit.jsonl");
+    let records = audit_records(&audit);
+    let mine: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["upload_id"] == id.as_str() && r["event"] == "AbortMultipartUpload")
+        .collect();
+    assert_eq!(mine.len(), 2, "one record per abort attempt: {records:#?}");
+    let denied = mine[0];
+    assert_eq!(denied["principal"], "bob");
+    assert_eq!(denied["access_key_id"], BOB_KEY);
+    assert_eq!(denied["initiator"], "other");
+    assert_eq!(denied["outcome"], "denied");
+    assert_eq!(denied["error"], "AccessDenied");
+    assert_eq!(denied["decision"]["effect"], "Deny");
+    assert_eq!(
+        denied["decision"]["statements"][0]["sid"],
+        "OnlyInitiatorMayFinishOrAbort"
+    );
+    let done = mine[1];
+    assert_eq!(done["principal"], "alice");
+    assert_eq!(done["initiator"], "self");
+    assert_eq!(done["outcome"], "aborted");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["parts_before"]["count"], 1);
+    assert_eq!(done["parts_before"]["bytes"], 1000);
+    assert_eq!(done["parts_remaining"], 0);
+    assert_eq!(done["upstream"]["status"], 204);
+    // Garage sends no x-amz-request-id: the field is there, null.
+    assert!(done["upstream"].get("request_id").is_some(), "{done}");
+    assert_eq!(done["decision"]["statements"][0]["sid"], "EveryoneWorks");
+    for field in [
+        "v",
+        "seq",
+        "time",
+        "request_id",
+        "gateway",
+        "source_ip",
+        "user_agent",
+        "bucket",
+        "key",
+        "expected_bucket_owner",
+        "request_payer",
+        "duration_ms",
+        "prev",
+        "hash",
+    ] {
+        assert!(done.get(field).is_some(), "field {field} present");
+    }
+    let creates = records
+        .iter()
+        .filter(|r| r["event"] == "CreateMultipartUpload")
+        .count();
+    assert!(creates >= 1, "CreateMultipartUpload events are on");
+    let (ok, out) = verify(&[&audit]);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn initiator_survives_a_restart() {
+    let e = env();
+    let dir = e.dir.join("restart");
+    let audit = dir.join("audit.jsonl");
+    let key = unique("restart/obj");
+    let first = gateway(&dir, "one", &e.garage, &audit, "reject");
+    let up = as_user(&first, "alice")
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    first.stop();
+    let second = gateway(&dir, "two", &e.garage, &audit, "reject");
+    let err = as_user(&second, "bob")
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("bob");
+    assert_eq!(
+        code(&err.into_service_error()),
+        Some("AccessDenied"),
+        "the initiator is still known after a restart"
+    );
+    as_user(&second, "alice")
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("alice");
+    let (ok, out) = verify(&[&audit]);
+    assert!(ok, "the chain continues across the restart: {out}");
+}
+
+#[tokio::test]
+async fn abort_while_parts_are_in_flight_frees_everything() {
+    let e = env();
+    let key = unique("inflight/obj");
+    let alice = as_user(&e.a, "alice");
+    let up = alice
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    let mut tasks = Vec::new();
+    for n in 1..=4 {
+        let (c, k, i) = (alice.clone(), key.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            c.upload_part()
+                .bucket("mpa")
+                .key(k)
+                .upload_id(i)
+                .part_number(n)
+                .body(ByteStream::from(data(8 << 20, n as u8)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{:?}", e.into_service_error().meta().code()))
+        }));
+    }
+    tokio::task::yield_now().await;
+    alice
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("abort answers 204");
+    let outcomes: Vec<Result<(), String>> = futures_join(tasks).await;
+    let err = direct()
+        .list_parts()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("no upload");
+    assert_eq!(code(&err.into_service_error()), Some("NoSuchUpload"));
+    let uploads = direct()
+        .list_multipart_uploads()
+        .bucket("mpa")
+        .prefix(&key)
+        .send()
+        .await
+        .expect("list");
+    assert!(uploads.uploads().is_empty(), "no upload left upstream");
+    let records = audit_records(&e.dir.join("a/audit.jsonl"));
+    let r = records
+        .iter()
+        .find(|r| r["upload_id"] == id.as_str() && r["event"] == "AbortMultipartUpload")
+        .expect("audited");
+    assert_eq!(r["outcome"], "aborted", "{r}");
+    assert!(r["attempts"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(r["parts_remaining"], 0);
+    // Parts that finished before the abort are counted in parts_before.
+    let landed = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+    assert_eq!(
+        r["parts_before"]["count"].as_u64(),
+        Some(landed),
+        "{r} vs {outcomes:?}"
+    );
+}
+
+async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn unwritable_audit_log_rejects_aborts() {
+    let e = env();
+    let dir = e.dir.join("unwritable");
+    // A directory where the file should be: it cannot be opened for appending.
+    let audit = dir.join("audit-is-a-dir");
+    std::fs::create_dir_all(&audit).expect("dir");
+    let gw = gateway(&dir, "gw", &e.garage, &audit, "reject");
+    let key = unique("reject/obj");
+    let c = as_user(&gw, "alice");
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    let err = c
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("503");
+    let err = err.into_service_error();
+    assert_eq!(code(&err), Some("ServiceUnavailable"));
+    direct()
+        .list_parts()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("nothing was aborted upstream");
+    as_user(&e.a, "alice")
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("clean up via A");
+}
+
+#[tokio::test]
+async fn torn_last_line_is_reported_and_the_chain_continues() {
+    let e = env();
+    let dir = e.dir.join("torn");
+    let audit = dir.join("audit.jsonl");
+    let key = unique("torn/obj");
+    let gw = gateway(&dir, "one", &e.garage, &audit, "reject");
+    let c = as_user(&gw, "alice");
+    let id = c
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("id")
+        .to_string();
+    c.abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("abort");
+    gw.stop();
+    // What a kill -9 in the middle of a write leaves behind.
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&audit)
+        .expect("open");
+    f.write_all(b"{\"v\":1,\"seq\":99,\"time\":\"2026-")
+        .expect("torn");
+    drop(f);
+    let (ok, out) = verify(&[&audit]);
+    assert!(!ok && out.contains("torn last record"), "{out}");
+    let gw = gateway(&dir, "two", &e.garage, &audit, "reject");
+    let c = as_user(&gw, "alice");
+    let id = c
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("id")
+        .to_string();
+    c.abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("abort");
+    let (ok, out) = verify(&[&audit]);
+    assert!(!ok, "the torn line stays reported: {out}");
+    assert!(
+        out.contains("torn record") && !out.contains("FAIL"),
+        "the chain continues after it: {out}"
+    );
+}
