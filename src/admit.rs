@@ -182,6 +182,13 @@ fn decide(
     let decision = set.decide(principal, &needs, &keys);
     let shadow = state.mode == PolicyMode::Shadow;
     ctx.decision = Some(decision.clone());
+    let m = crate::metrics::get();
+    if decision.statements.is_empty() {
+        m.decisions.inc(&[decision.effect.as_str(), ""]);
+    }
+    for s in &decision.statements {
+        m.decisions.inc(&[decision.effect.as_str(), s]);
+    }
     if decision.allowed() {
         return Ok(());
     }
@@ -266,6 +273,9 @@ fn identify(
         }
         Ok(Identity::Anonymous) => Ok(None),
         Err(e) => {
+            crate::metrics::get()
+                .auth_failures
+                .inc(&[e.error.code.as_str()]);
             ctx.access_key_id = e.access_key_id;
             Err(e.error)
         }

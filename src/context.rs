@@ -54,6 +54,10 @@ pub struct RequestCtx {
     pub error: Option<S3Error>,
     /// The S3 error code the gateway answered with, if it answered with one.
     pub error_code: Option<&'static str>,
+    /// When the upstream was asked (latency metric).
+    pub upstream_started: Option<Instant>,
+    /// Counted in the in-flight gauge.
+    pub counted: bool,
     /// Status answered to the client.
     pub status: u16,
     pub bytes_in: u64,
@@ -90,6 +94,8 @@ impl RequestCtx {
             inject_owner: None,
             error: None,
             error_code: None,
+            upstream_started: None,
+            counted: false,
             status: 0,
             bytes_in: 0,
             bytes_out: 0,

@@ -65,6 +65,7 @@ async fn audit_refusal(state: &GatewayState, session: &Session, ctx: &RequestCtx
             (true, Some("NoSuchUpload")) => "no_such_upload",
             (true, _) => "upstream_error",
         };
+        crate::metrics::get().aborts.inc(&[outcome]);
         if let Some(audit) = &state.audit {
             let event = handlers::event(state, session, ctx, "AbortMultipartUpload", outcome);
             if let Err(e) = audit.write(event).await {
@@ -97,6 +98,10 @@ impl ProxyHttp for Gateway {
     /// Runs once the request header is read. `Ok(true)`: we answered.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let state = &self.state;
+        crate::metrics::get()
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.counted = true;
         let result: Result<(), S3Error> = match admit(state, session, ctx).await {
             Ok(Admission::Forward) => return Ok(false),
             Ok(Admission::Answer(xml)) => {
@@ -124,6 +129,7 @@ impl ProxyHttp for Gateway {
             },
             Ok(Admission::Abort) => match handlers::abort(state, session, ctx).await {
                 Ok((reply, event)) => {
+                    crate::metrics::get().aborts.inc(&[event.outcome.as_str()]);
                     // The record is on disk before the client hears the answer.
                     if let Some(audit) = &state.audit {
                         if let Err(e) = audit.write(event).await {
@@ -154,6 +160,7 @@ impl ProxyHttp for Gateway {
             return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
         };
         let bucket = (!route.target.is_empty()).then_some(route.target.as_str());
+        ctx.upstream_started = Some(std::time::Instant::now());
         match crate::route::peer(&route.upstream, bucket, &self.state.config.timeouts).await {
             Ok(peer) => Ok(Box::new(peer)),
             Err(e) => Err(fail(ctx, e)),
@@ -227,6 +234,11 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if !resp.status.is_informational() {
             ctx.status = resp.status.as_u16();
+            if let (Some(t), Some(r)) = (ctx.upstream_started.take(), &ctx.route) {
+                crate::metrics::get()
+                    .upstream_latency
+                    .observe(&[r.upstream.name.as_str()], t.elapsed());
+            }
         }
         if resp.headers.get("x-amz-request-id").is_none() {
             let _ = resp.insert_header("x-amz-request-id", ctx.request_id.as_str());
@@ -299,6 +311,21 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.part_guard = None;
+        let m = crate::metrics::get();
+        if ctx.counted {
+            m.in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let status = if ctx.status == 0 && e.is_some() {
+            499
+        } else {
+            ctx.status
+        };
+        m.requests.inc(&[ctx.operation_name(), &status.to_string()]);
+        m.bytes_in
+            .fetch_add(ctx.bytes_in, std::sync::atomic::Ordering::Relaxed);
+        m.bytes_out
+            .fetch_add(ctx.bytes_out, std::sync::atomic::Ordering::Relaxed);
         if let (Some(crate::s3::Operation::CompleteMultipartUpload { upload_id }), Some(bucket)) =
             (&ctx.operation, &ctx.bucket)
         {

@@ -14,6 +14,7 @@
 //!
 //! `gateway` is the pingora `ProxyHttp` implementation that calls the stages.
 
+pub mod admin;
 pub mod admit;
 pub mod audit;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod context;
 pub mod forward;
 pub mod gateway;
 pub mod logging;
+pub mod metrics;
 pub mod multipart;
 pub mod policy;
 pub mod reframe;

@@ -43,6 +43,15 @@ enum Command {
         /// Path and query (`/bucket/key?uploadId=…`) or a full URL.
         url: String,
     },
+    /// Probe the admin listener (for container HEALTHCHECKs): exit 0 on 200.
+    Health {
+        /// The admin address.
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        address: String,
+        /// /healthz or /readyz.
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -81,6 +90,7 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { files },
         } => audit_verify(&files),
+        Command::Health { address, path } => health(&address, &path),
     }
 }
 
@@ -222,5 +232,34 @@ fn audit_verify(files: &[PathBuf]) -> ExitCode {
     } else {
         println!("{} record(s) verified before the first problem", r.records);
         ExitCode::from(1)
+    }
+}
+
+fn health(address: &str, path: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let probe = || -> std::io::Result<String> {
+        let addr: std::net::SocketAddr = address
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    };
+    match probe() {
+        Ok(r) if r.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("{}", r.lines().next().unwrap_or("no answer"));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("{address}: {e}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -20,8 +20,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen.clone();
     let conf = ServerConf {
         threads: config.threads.max(1),
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(30),
+        // pingora closes the listeners at SIGTERM, then waits this long for
+        // in-flight requests before stopping its runtimes; `drain_on_sigterm`
+        // ends the wait as soon as nothing is in flight.
+        grace_period_seconds: Some(config.shutdown_grace_secs),
+        graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -39,8 +42,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("no policies configured: every authenticated principal may do everything on the routed buckets"),
     }
-    let mut service =
-        http_proxy_service_with_name(&server.configuration, Gateway { state }, "s3gate");
+    let mut service = http_proxy_service_with_name(
+        &server.configuration,
+        Gateway {
+            state: state.clone(),
+        },
+        "s3gate",
+    );
     for l in &listen {
         match &l.tls {
             None => service.add_tcp(&l.address),
@@ -55,5 +63,62 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(address = %l.address, tls = l.tls.is_some(), "listening");
     }
     server.add_service(service);
+    if let Some(admin) = &state.config.admin {
+        let mut svc = pingora::services::listening::Service::new(
+            "s3gate admin".to_string(),
+            pingora::apps::http_app::HttpServer::new_app(crate::admin::Admin {
+                state: state.clone(),
+            }),
+        );
+        svc.add_tcp(&admin.address);
+        tracing::info!(address = %admin.address, "admin listening (/healthz /readyz /metrics)");
+        server.add_service(svc);
+    }
+    drain_on_sigterm(server.watch_execution_phase(), state.audit.clone());
     server.run_forever();
+}
+
+/// After SIGTERM, exit as soon as no request is in flight (the audit
+/// writer syncs on the way out), instead of sleeping the whole grace
+/// period. The grace period stays the upper bound.
+fn drain_on_sigterm(
+    mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>,
+    audit: Option<Arc<crate::audit::AuditLog>>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("drain".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(_) => return,
+            };
+            rt.block_on(async move {
+                loop {
+                    match phases.recv().await {
+                        Ok(pingora::server::ExecutionPhase::GracefulTerminate) => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    }
+                }
+                tracing::info!("SIGTERM: listeners closed, waiting for in-flight requests");
+                let m = crate::metrics::get();
+                // Let requests accepted just before the listeners closed register.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                while m.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                if let Some(a) = &audit {
+                    let _ = a.sync().await;
+                }
+                tracing::info!("SIGTERM: drained, exiting");
+                std::process::exit(0);
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the shutdown drainer: {e}");
+    }
 }

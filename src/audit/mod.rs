@@ -31,6 +31,7 @@ pub enum Fsync {
 
 enum Job {
     Write(Box<Event>, oneshot::Sender<Result<(), String>>),
+    Sync(oneshot::Sender<Result<(), String>>),
     /// Is the file writable now (reopening it if needed)?
     Probe(oneshot::Sender<Result<(), String>>),
 }
@@ -108,8 +109,24 @@ impl AuditLog {
     /// Append a record; returns once it is written (and fsynced with
     /// `fsync: always`).
     pub async fn write(&self, event: Event) -> Result<(), String> {
+        let started = Instant::now();
         let (done, wait) = oneshot::channel();
         if !self.submit(Job::Write(Box::new(event), done)) {
+            return Err("the audit writer is not running".into());
+        }
+        let r = wait
+            .await
+            .unwrap_or_else(|_| Err("the audit writer stopped".into()));
+        crate::metrics::get()
+            .audit_write
+            .observe(&[], started.elapsed());
+        r
+    }
+
+    /// Flush to disk (used at shutdown with `fsync: interval`).
+    pub async fn sync(&self) -> Result<(), String> {
+        let (done, wait) = oneshot::channel();
+        if !self.submit(Job::Sync(done)) {
             return Err("the audit writer is not running".into());
         }
         wait.await
@@ -138,6 +155,10 @@ impl Writer {
                         tracing::error!(path = %self.path.display(), "audit record not written: {e}");
                     }
                     let _ = done.send(r);
+                }
+                Ok(Job::Sync(done)) => {
+                    self.sync();
+                    let _ = done.send(Ok(()));
                 }
                 Ok(Job::Probe(done)) => {
                     let _ = done.send(self.ensure_open());

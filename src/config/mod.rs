@@ -78,6 +78,8 @@ pub struct Config {
     pub gateway_name: String,
     pub timeouts: TimeoutsConfig,
     pub threads: usize,
+    /// After SIGTERM, how long in-flight requests may take (s3gate extension).
+    pub shutdown_grace_secs: u64,
     /// Things that work but deserve a look (`s3gate check` prints them).
     pub warnings: Vec<ConfigError>,
 }
@@ -422,6 +424,9 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         .and_then(|v| cx.parse(&[k("threads")], v))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
 
+    let shutdown_grace_secs: u64 = get("shutdown_grace_secs")
+        .and_then(|v| cx.parse(&[k("shutdown_grace_secs")], v))
+        .unwrap_or(30);
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| (e.line, e.column));
         return Err(cx.errors);
@@ -443,6 +448,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         gateway_name,
         timeouts,
         threads,
+        shutdown_grace_secs,
         warnings: cx.warnings,
     })
 }

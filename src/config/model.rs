@@ -281,6 +281,7 @@ impl Default for TimeoutsConfig {
 /// The top level. Each section is parsed on its own so that one mistake
 /// does not hide the others.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "shutdown_grace_secs",
     "listen",
     "region",
     "hostnames",

@@ -1,0 +1,224 @@
+//! Prometheus metrics, kept in one place and rendered in the text format
+//! on the admin listener's `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// A family of counters by label values.
+#[derive(Default)]
+pub struct Counter {
+    values: Mutex<BTreeMap<Vec<String>, u64>>,
+}
+
+impl Counter {
+    pub fn inc(&self, labels: &[&str]) {
+        self.add(labels, 1);
+    }
+    pub fn add(&self, labels: &[&str], n: u64) {
+        if let Ok(mut m) = self.values.lock() {
+            *m.entry(labels.iter().map(|s| s.to_string()).collect())
+                .or_default() += n;
+        }
+    }
+    fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
+        self.values
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Bucket counts, sum and count of one histogram.
+type Series = (Vec<u64>, f64, u64);
+
+/// A family of histograms (seconds) by label values.
+#[derive(Default)]
+pub struct Histogram {
+    values: Mutex<BTreeMap<Vec<String>, Series>>,
+}
+
+impl Histogram {
+    pub fn observe(&self, labels: &[&str], d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Ok(mut m) = self.values.lock() {
+            let e = m
+                .entry(labels.iter().map(|s| s.to_string()).collect())
+                .or_insert_with(|| (vec![0; BUCKETS.len()], 0.0, 0));
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if secs <= *b {
+                    e.0[i] += 1;
+                }
+            }
+            e.1 += secs;
+            e.2 += 1;
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: Counter,
+    pub decisions: Counter,
+    pub auth_failures: Counter,
+    pub upstream_latency: Histogram,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub aborts: Counter,
+    pub audit_write: Histogram,
+    pub in_flight: AtomicI64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::default)
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn labels(names: &[&str], values: &[String]) -> String {
+    let parts: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, names: &[&str], c: &Counter) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (values, n) in c.snapshot() {
+        let _ = writeln!(out, "{name}{} {n}", labels(names, &values));
+    }
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, names: &[&str], h: &Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let snap: Vec<_> = h
+        .values
+        .lock()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    for (values, (buckets, sum, count)) in snap {
+        let base = labels(names, &values);
+        let inner = base.trim_start_matches('{').trim_end_matches('}');
+        let sep = if inner.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{inner}{sep}le=\"{b}\"}} {}",
+                buckets[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{base} {sum}");
+        let _ = writeln!(out, "{name}_count{base} {count}");
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        counter(
+            &mut out,
+            "s3gate_requests_total",
+            "Requests by S3 operation and HTTP status.",
+            &["operation", "status"],
+            &self.requests,
+        );
+        counter(
+            &mut out,
+            "s3gate_policy_decisions_total",
+            "Policy decisions by effect and deciding statement.",
+            &["effect", "statement"],
+            &self.decisions,
+        );
+        counter(
+            &mut out,
+            "s3gate_auth_failures_total",
+            "Failed authentications by S3 error code.",
+            &["reason"],
+            &self.auth_failures,
+        );
+        histogram(
+            &mut out,
+            "s3gate_upstream_latency_seconds",
+            "Time to the upstream's response header, by upstream.",
+            &["upstream"],
+            &self.upstream_latency,
+        );
+        let _ = writeln!(out, "# HELP s3gate_bytes_in_total Request body bytes sent upstream.\n# TYPE s3gate_bytes_in_total counter\ns3gate_bytes_in_total {}", self.bytes_in.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP s3gate_bytes_out_total Response body bytes sent to clients.\n# TYPE s3gate_bytes_out_total counter\ns3gate_bytes_out_total {}", self.bytes_out.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "s3gate_aborts_total",
+            "AbortMultipartUpload attempts by outcome.",
+            &["outcome"],
+            &self.aborts,
+        );
+        histogram(
+            &mut out,
+            "s3gate_audit_write_seconds",
+            "Time to write (and fsync) an audit record.",
+            &[],
+            &self.audit_write,
+        );
+        let _ = writeln!(out, "# HELP s3gate_policy_reloads_total Policy reloads by result.\n# TYPE s3gate_policy_reloads_total counter");
+        let _ = writeln!(
+            out,
+            "s3gate_policy_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "s3gate_policy_reloads_total{{result=\"failed\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP s3gate_in_flight_requests Requests being served now.\n# TYPE s3gate_in_flight_requests gauge\ns3gate_in_flight_requests {}", self.in_flight.load(Ordering::Relaxed));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.requests.inc(&["PutObject", "200"]);
+        m.requests.inc(&["PutObject", "200"]);
+        m.upstream_latency
+            .observe(&["lab"], Duration::from_millis(3));
+        let t = m.render();
+        assert!(
+            t.contains("s3gate_requests_total{operation=\"PutObject\",status=\"200\"} 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("s3gate_upstream_latency_seconds_bucket{upstream=\"lab\",le=\"0.005\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("s3gate_upstream_latency_seconds_count{upstream=\"lab\"} 1"),
+            "{t}"
+        );
+    }
+}
