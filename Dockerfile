@@ -16,4 +16,6 @@ COPY --from=build /src/target/release/s3gate /usr/local/bin/s3gate
 USER 10001
 EXPOSE 9000 9443
 ENTRYPOINT ["/usr/local/bin/s3gate"]
+# Needs `admin: { address: 127.0.0.1:9900 }` (or 0.0.0.0:9900) in the config.
+HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/usr/local/bin/s3gate", "health", "--address", "127.0.0.1:9900"]
 CMD ["serve", "--config", "/etc/s3gate/gateway.yaml"]
