@@ -1,0 +1,196 @@
+//! Upstream faults: down, resetting mid-body, too slow. Each gives the
+//! client an S3 error (never a truncated success) within the configured
+//! timeout, and the next request succeeds once the upstream is back.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::raw::{send, sha256_hex, Signer};
+use common::{free_port, start_gateway, ALICE_KEY, ALICE_SECRET};
+
+const NORMAL: u8 = 0;
+const RESET_RESPONSE: u8 = 1;
+const SLOW: u8 = 2;
+const RESET_REQUEST: u8 = 3;
+
+/// A stand-in upstream whose behaviour the test switches.
+fn upstream(port: u16, mode: Arc<AtomicU8>) {
+    let l = TcpListener::bind(("127.0.0.1", port)).expect("bind upstream");
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mode = mode.clone();
+            std::thread::spawn(move || serve(conn, mode.load(Ordering::SeqCst)));
+        }
+    });
+}
+
+/// Drop the connection in the middle of a transfer. Unread data in the
+/// socket makes the kernel answer with a reset.
+fn reset(s: TcpStream) {
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    drop(s);
+}
+
+fn serve(s: TcpStream, mode: u8) {
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut s = s;
+    match mode {
+        RESET_REQUEST => {
+            let mut buf = vec![0u8; len.min(1000)];
+            let _ = r.read_exact(&mut buf);
+            reset(s);
+        }
+        SLOW => std::thread::sleep(Duration::from_secs(10)),
+        RESET_RESPONSE => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n");
+            let _ = s.write_all(&[b'x'; 100_000]);
+            let _ = s.flush();
+            reset(s);
+        }
+        _ => {
+            let mut buf = vec![0u8; len];
+            let _ = r.read_exact(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    }
+}
+
+fn gateway(upstream_port: u16) -> common::Gateway {
+    let dir = std::env::temp_dir().join(format!(
+        "s3gate-faults-{}-{upstream_port}",
+        std::process::id()
+    ));
+    let port = free_port();
+    let config = format!(
+        r#"listen: [{{ address: 127.0.0.1:{port} }}]
+region: us-east-1
+principals: [{{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}]
+upstreams:
+  flaky: {{ kind: s3-compatible, endpoint: "http://127.0.0.1:{upstream_port}", region: us-east-1, credentials: {{ access_key_id: a, secret_access_key: b }} }}
+buckets: {{ "*": {{ upstream: flaky }} }}
+timeouts: {{ connect_secs: 2, read_secs: 1, idle_secs: 5 }}
+"#
+    );
+    start_gateway(&dir, port, &config)
+}
+
+fn request(gw: &common::Gateway, method: &str, body: &[u8]) -> (common::raw::Response, Duration) {
+    let s = Signer {
+        key: ALICE_KEY,
+        secret: ALICE_SECRET,
+        region: "us-east-1",
+        time: SystemTime::now(),
+    };
+    let host = format!("127.0.0.1:{}", gw.port);
+    let mut headers = vec![
+        ("host".to_string(), host),
+        ("x-amz-content-sha256".to_string(), sha256_hex(body)),
+    ];
+    if method == "PUT" {
+        headers.push(("content-length".into(), body.len().to_string()));
+    }
+    let (headers, _) = s.sign_headers(method, "/bucket/key", headers, &sha256_hex(body));
+    let start = Instant::now();
+    let r = send(gw.port, method, "/bucket/key", &headers, body);
+    (r, start.elapsed())
+}
+
+#[test]
+fn upstream_down_then_back() {
+    let up = free_port();
+    let gw = gateway(up);
+    let (r, took) = request(&gw, "GET", b"");
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (502, Some("BadGateway")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("flaky") && took < Duration::from_secs(3),
+        "{took:?} {}",
+        r.body
+    );
+    let mode = Arc::new(AtomicU8::new(NORMAL));
+    upstream(up, mode);
+    let (r, _) = request(&gw, "GET", b"");
+    assert_eq!(r.status, 200, "the next request succeeds: {}", r.body);
+}
+
+#[test]
+fn upstream_too_slow_then_fast() {
+    let up = free_port();
+    let mode = Arc::new(AtomicU8::new(SLOW));
+    upstream(up, mode.clone());
+    let gw = gateway(up);
+    let (r, took) = request(&gw, "GET", b"");
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (504, Some("GatewayTimeout")),
+        "{}",
+        r.body
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "answered within the read timeout: {took:?}"
+    );
+    mode.store(NORMAL, Ordering::SeqCst);
+    assert_eq!(request(&gw, "GET", b"").0.status, 200);
+}
+
+#[test]
+fn upstream_reset_during_the_request_body() {
+    let up = free_port();
+    let mode = Arc::new(AtomicU8::new(RESET_REQUEST));
+    upstream(up, mode.clone());
+    let gw = gateway(up);
+    let (r, _) = request(&gw, "PUT", &vec![b'z'; 4 << 20]);
+    assert_eq!(
+        r.status, 502,
+        "an S3 error, not a success: {} {}",
+        r.status, r.body
+    );
+    assert_eq!(r.code().as_deref(), Some("BadGateway"));
+    mode.store(NORMAL, Ordering::SeqCst);
+    assert_eq!(request(&gw, "PUT", b"small").0.status, 200);
+}
+
+#[test]
+fn upstream_reset_during_the_response_is_never_a_complete_success() {
+    let up = free_port();
+    let mode = Arc::new(AtomicU8::new(RESET_RESPONSE));
+    upstream(up, mode.clone());
+    let gw = gateway(up);
+    let (r, _) = request(&gw, "GET", b"");
+    // The 200 header may already be out; the body must then end short of
+    // its Content-Length, so the client sees a failed transfer.
+    let complete = r.status == 200 && r.header("content-length") == Some(&r.body.len().to_string());
+    assert!(!complete, "a truncated body must not look complete");
+    if r.status == 200 {
+        assert!(r.body.len() < 1_000_000, "truncated: {}", r.body.len());
+    } else {
+        assert_eq!(r.status, 502);
+    }
+    mode.store(NORMAL, Ordering::SeqCst);
+    assert_eq!(request(&gw, "GET", b"").0.status, 200);
+}
