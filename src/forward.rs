@@ -100,7 +100,12 @@ pub fn rewrite(req: &mut RequestHeader, ctx: &RequestCtx) -> S3Result<()> {
         ctx.operation.as_ref().and_then(|o| o.copy_source()),
         &ctx.copy_source_target,
     ) {
-        let mut v = format!("/{}/{}", encode_path(target), encode_path(&op_src.key));
+        // An access point or Outposts source is named `<arn>/object/<key>`.
+        let mut v = if target.starts_with("arn:") {
+            format!("{}/object/{}", target, encode_path(&op_src.key))
+        } else {
+            format!("/{}/{}", encode_path(target), encode_path(&op_src.key))
+        };
         if let Some(ver) = &op_src.version_id {
             v.push_str("?versionId=");
             v.push_str(&encode_component(ver));
@@ -121,6 +126,7 @@ pub fn rewrite(req: &mut RequestHeader, ctx: &RequestCtx) -> S3Result<()> {
         &req.headers,
         &ctx.upstream_payload_hash,
         up,
+        bucket,
         SystemTime::now(),
     )?;
     for (name, value) in signed {

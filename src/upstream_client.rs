@@ -108,6 +108,7 @@ impl UpstreamClient {
             &req.headers,
             &hash,
             up,
+            call.bucket,
             SystemTime::now(),
         )? {
             set(&mut req, n, v)?;

@@ -322,7 +322,9 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
             .collect(),
         _ => Vec::new(),
     };
-    let buckets = buckets(&mut cx, get("buckets"), &declared);
+    let kinds: BTreeMap<String, UpstreamKind> =
+        upstreams.iter().map(|(n, u)| (n.clone(), u.kind)).collect();
+    let buckets = buckets(&mut cx, get("buckets"), &declared, &kinds);
 
     let policies: PoliciesConfig = get("policies")
         .and_then(|v| cx.parse(&[k("policies")], v))
@@ -618,13 +620,10 @@ fn upstreams(cx: &mut Ctx<'_>, v: Option<&Value>) -> Upstreams {
                 cx.error(&at("credentials"), format!("upstreams.{name}.credentials: assume_role is not available in this build yet; use static keys"));
             }
         }
-        if !matches!(u.kind, UpstreamKind::S3Compatible) && u.endpoint.is_none() {
+        if (u.dualstack || u.fips) && u.kind != UpstreamKind::Aws {
             cx.error(
                 &at("kind"),
-                format!(
-                    "upstreams.{name}: kind {:?} needs an explicit `endpoint` in this build",
-                    u.kind
-                ),
+                format!("upstreams.{name}: dualstack and fips apply to kind aws only"),
             );
         }
     }
@@ -635,6 +634,7 @@ fn buckets(
     cx: &mut Ctx<'_>,
     v: Option<&Value>,
     declared: &[String],
+    kinds: &BTreeMap<String, UpstreamKind>,
 ) -> BTreeMap<String, BucketConfig> {
     let buckets: BTreeMap<String, BucketConfig> = map_section(cx, "buckets", v);
     if v.is_none() {
@@ -645,6 +645,32 @@ fn buckets(
     }
     for (name, b) in &buckets {
         let at = |f: &str| [k("buckets"), k(name), k(f)];
+        let kind = kinds.get(&b.upstream).copied();
+        if let Some(t) = b.target.as_deref().filter(|t| t.starts_with("arn:")) {
+            match (crate::route::Arn::parse(t), kind) {
+                (Err(e), _) => cx.error(&at("target"), format!("buckets.{name}.target: {e}")),
+                (Ok(crate::route::Arn::Outposts { .. }), Some(k)) if k != UpstreamKind::Outposts => {
+                    cx.error(&at("target"), format!("buckets.{name}.target: an Outposts ARN needs an upstream of kind outposts"))
+                }
+                (Ok(crate::route::Arn::AccessPoint { .. }), Some(k)) if k != UpstreamKind::Aws => {
+                    cx.error(&at("target"), format!("buckets.{name}.target: an access point ARN needs an upstream of kind aws"))
+                }
+                _ => {}
+            }
+        } else if kind == Some(UpstreamKind::Outposts) && name != "*" {
+            cx.error(&at("target"), format!("buckets.{name}: an outposts upstream is reached through an Outposts access point ARN as `target`"));
+        }
+        if kind == Some(UpstreamKind::Cos) {
+            // IBM COS documents both headers as "ignored by COS if present".
+            if b.expected_bucket_owner == ExpectedBucketOwnerRule::Passthrough {
+                let w = cx.at(&at("upstream"), format!("buckets.{name}: COS ignores x-amz-expected-bucket-owner; with `passthrough` no owner check happens — use `enforce` or `require` (with `owner`)"));
+                cx.warnings.push(w);
+            }
+            if b.request_payer == RequestPayerRule::Allow {
+                let w = cx.at(&at("upstream"), format!("buckets.{name}: COS ignores x-amz-request-payer; `request_payer: allow` forwards a header nobody checks — use `deny` or `require` to make it a rule"));
+                cx.warnings.push(w);
+            }
+        }
         if !declared.contains(&b.upstream) {
             let known: Vec<&str> = declared.iter().map(String::as_str).collect();
             let hint = crate::util::did_you_mean(&b.upstream, &known)

@@ -44,8 +44,11 @@ pub fn sign_request(
     headers: &HeaderMap,
     payload_hash: &str,
     upstream: &Upstream,
+    bucket: Option<&str>,
     now: SystemTime,
 ) -> Result<Vec<(&'static str, String)>, S3Error> {
+    // An access point or Outposts ARN brings its own region and signing name.
+    let (region, service) = upstream.signing(bucket);
     let fail = |what: &str| {
         err(
             S3ErrorCode::InternalError,
@@ -68,8 +71,8 @@ pub fn sign_request(
     settings.excluded_headers = Some(UNSIGNED.iter().map(|h| Cow::Borrowed(*h)).collect());
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(&upstream.region)
-        .name(upstream.service)
+        .region(&region)
+        .name(service)
         .time(now)
         .settings(settings)
         .build()

@@ -4,6 +4,8 @@
 //! Each upstream kind decides its own host names and signing name; the
 //! `aws`, `cos` and `outposts` specifics plug in here (issue 5).
 
+pub mod arn;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use crate::config::{Addressing, BucketConfig, Config, ResolvedCredentials, UpstreamKind};
 use crate::s3::uri::encode_path;
 use crate::s3::{err, S3ErrorCode, S3Result};
+pub use arn::Arn;
 
 /// `scheme://host[:port]` of an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +84,25 @@ pub struct Upstream {
     /// Whether aws-chunked bodies with a checksum trailer are re-framed so
     /// the upstream receives the client's checksum.
     pub checksum_trailers: bool,
+    /// AWS dual-stack / FIPS endpoints.
+    pub dualstack: bool,
+    pub fips: bool,
 }
 
 impl Upstream {
     /// Host header and path for a request on `bucket`/`key` (key unencoded).
+    /// A bucket that is an access point or Outposts ARN has a host of its own.
     pub fn locate(&self, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
         let key_path = key.map(encode_path).unwrap_or_default();
+        if let Some(arn) =
+            bucket.and_then(|b| b.starts_with("arn:").then(|| Arn::parse(b).ok()).flatten())
+        {
+            return (
+                self.endpoint
+                    .authority(&arn.host(self.dualstack, self.fips)),
+                format!("/{key_path}"),
+            );
+        }
         match (bucket, self.addressing) {
             (Some(b), Addressing::Virtual) => (
                 self.endpoint
@@ -107,40 +123,42 @@ impl Upstream {
             ),
         }
     }
+
+    /// Region and signing name for requests on `bucket` (an ARN brings its own).
+    pub fn signing(&self, bucket: Option<&str>) -> (String, &'static str) {
+        match bucket
+            .filter(|b| b.starts_with("arn:"))
+            .and_then(|b| Arn::parse(b).ok())
+        {
+            Some(arn) => (arn.region().to_string(), arn.service()),
+            None => (self.region.clone(), self.service),
+        }
+    }
 }
 
 /// How to reach `up` for a request on `bucket`: the address (`connect_to`
-/// or DNS), TLS, SNI (the Host's name) and timeouts.
+/// or DNS of the request's host), TLS, SNI (the Host's name) and timeouts.
 pub async fn peer(
     up: &Upstream,
     bucket: Option<&str>,
     t: &crate::config::TimeoutsConfig,
 ) -> S3Result<pingora::upstreams::peer::HttpPeer> {
+    let (authority, _) = up.locate(bucket, None);
+    let sni = crate::s3::addressing::strip_port(&authority)
+        .trim_matches(['[', ']'])
+        .to_string();
     let addr = match up.connect_to {
         Some(a) => a,
-        None => {
-            let target = (
-                up.endpoint.host.trim_matches(['[', ']']).to_string(),
-                up.endpoint.port,
-            );
-            tokio::net::lookup_host(target)
-                .await
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| {
-                    err(
-                        S3ErrorCode::BadGateway,
-                        format!(
-                            "The upstream {} ({}) cannot be resolved",
-                            up.name, up.endpoint.host
-                        ),
-                    )
-                })?
-        }
-    };
-    let sni = match (up.addressing, bucket) {
-        (Addressing::Virtual, Some(b)) => format!("{b}.{}", up.endpoint.host),
-        _ => up.endpoint.host.clone(),
+        None => tokio::net::lookup_host((sni.clone(), up.endpoint.port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                err(
+                    S3ErrorCode::BadGateway,
+                    format!("The upstream {} ({sni}) cannot be resolved", up.name),
+                )
+            })?,
     };
     let mut peer = pingora::upstreams::peer::HttpPeer::new(addr, up.endpoint.tls, sni);
     peer.options.connection_timeout = Some(std::time::Duration::from_secs(t.connect_secs));
@@ -170,7 +188,19 @@ impl Router {
     pub fn new(config: &Config) -> Result<Router, String> {
         let mut upstreams = BTreeMap::new();
         for (name, u) in &config.upstreams {
-            let endpoint = Endpoint::parse(u.endpoint.as_deref().unwrap_or_default())?;
+            let endpoint = match (&u.endpoint, u.kind) {
+                (Some(e), _) => Endpoint::parse(e)?,
+                // AWS's regional endpoint (dual-stack / FIPS on request).
+                (None, UpstreamKind::Aws | UpstreamKind::Outposts) => {
+                    let region = u.region.as_deref().unwrap_or("us-east-1");
+                    Endpoint {
+                        tls: true,
+                        host: arn::aws_s3_host(region, u.dualstack, u.fips),
+                        port: 443,
+                    }
+                }
+                (None, _) => return Err(format!("upstream {name} needs an endpoint")),
+            };
             let credentials = config
                 .upstream_credentials
                 .get(name)
@@ -193,6 +223,8 @@ impl Router {
                     "s3"
                 },
                 checksum_trailers: u.checksum_trailers.unwrap_or(true),
+                dualstack: u.dualstack,
+                fips: u.fips,
                 endpoint,
             };
             upstreams.insert(name.clone(), Arc::new(up));
@@ -285,6 +317,8 @@ mod tests {
             },
             service: "s3",
             checksum_trailers: true,
+            dualstack: false,
+            fips: false,
         };
         let p = mk(Addressing::Path);
         assert_eq!(
