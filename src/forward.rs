@@ -27,7 +27,11 @@ const CHUNKED_ONLY: &[&str] = &[
     "transfer-encoding",
 ];
 
-pub fn rewrite(req: &mut RequestHeader, ctx: &RequestCtx) -> S3Result<()> {
+pub fn rewrite(
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+    credentials: &crate::config::ResolvedCredentials,
+) -> S3Result<()> {
     let route = ctx
         .route
         .as_ref()
@@ -125,8 +129,11 @@ pub fn rewrite(req: &mut RequestHeader, ctx: &RequestCtx) -> S3Result<()> {
         &full_uri,
         &req.headers,
         &ctx.upstream_payload_hash,
-        up,
-        bucket,
+        &crate::resign::SignFor {
+            upstream: up,
+            bucket,
+            credentials,
+        },
         SystemTime::now(),
     )?;
     for (name, value) in signed {

@@ -174,7 +174,14 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        forward::rewrite(upstream_request, ctx).map_err(|e| fail(ctx, e))
+        let Some(route) = &ctx.route else {
+            return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
+        };
+        let credentials = match route.upstream.credentials.get().await {
+            Ok(c) => c,
+            Err(e) => return Err(fail(ctx, e)),
+        };
+        forward::rewrite(upstream_request, ctx, &credentials).map_err(|e| fail(ctx, e))
     }
 
     /// Each piece of the client's body, verified on its way upstream; the

@@ -100,6 +100,7 @@ impl UpstreamClient {
         for (n, v) in call.headers {
             set(&mut req, n, v)?;
         }
+        let credentials = up.credentials.get().await?;
         let scheme = if up.endpoint.tls { "https" } else { "http" };
         let uri = format!("{scheme}://{host}{path_and_query}");
         for (n, v) in sign_request(
@@ -107,8 +108,11 @@ impl UpstreamClient {
             &uri,
             &req.headers,
             &hash,
-            up,
-            call.bucket,
+            &crate::resign::SignFor {
+                upstream: up,
+                bucket: call.bucket,
+                credentials: &credentials,
+            },
             SystemTime::now(),
         )? {
             set(&mut req, n, v)?;

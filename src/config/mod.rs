@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 use crate::auth::Secret;
+use crate::resign::credentials::Source;
 use locate::{locate, locate_field, Step};
 pub use model::*;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub principals: Vec<ResolvedPrincipal>,
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     pub upstream_credentials: BTreeMap<String, ResolvedCredentials>,
+    /// Upstreams whose credentials come from a provider.
+    pub upstream_sources: BTreeMap<String, Source>,
     pub buckets: BTreeMap<String, BucketConfig>,
     pub policies: PoliciesConfig,
     pub multipart: Option<MultipartConfig>,
@@ -314,7 +317,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         .unwrap_or_default();
 
     let principals = principals(&mut cx, get("principals"));
-    let (upstreams, upstream_credentials) = upstreams(&mut cx, get("upstreams"));
+    let (upstreams, upstream_credentials, upstream_sources) = upstreams(&mut cx, get("upstreams"));
     let declared: Vec<String> = match get("upstreams") {
         Some(Value::Mapping(m)) => m
             .keys()
@@ -441,6 +444,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         principals,
         upstreams,
         upstream_credentials,
+        upstream_sources,
         buckets,
         policies,
         multipart,
@@ -543,11 +547,13 @@ fn principals(cx: &mut Ctx<'_>, v: Option<&Value>) -> Vec<ResolvedPrincipal> {
 type Upstreams = (
     BTreeMap<String, UpstreamConfig>,
     BTreeMap<String, ResolvedCredentials>,
+    BTreeMap<String, Source>,
 );
 
 fn upstreams(cx: &mut Ctx<'_>, v: Option<&Value>) -> Upstreams {
     let ups: BTreeMap<String, UpstreamConfig> = map_section(cx, "upstreams", v);
     let mut creds = BTreeMap::new();
+    let mut sources = BTreeMap::new();
     for (name, u) in &ups {
         let at = |f: &str| vec![k("upstreams"), k(name), k(f)];
         match (&u.endpoint, u.kind) {
@@ -611,13 +617,44 @@ fn upstreams(cx: &mut Ctx<'_>, v: Option<&Value>) -> Upstreams {
                 }
             }
             CredentialsConfig::Named(n) if n == "aws-default-chain" => {
-                cx.error(&at("credentials"), format!("upstreams.{name}.credentials: aws-default-chain is not available in this build yet; use static keys ({{ access_key_id, secret_access_key }})"));
+                sources.insert(name.clone(), Source::DefaultChain);
             }
             CredentialsConfig::Named(n) => {
                 cx.error(&at("credentials"), format!("upstreams.{name}.credentials: unknown credential source `{n}` (expected aws-default-chain, assume_role or static keys)"));
             }
-            CredentialsConfig::AssumeRole { .. } => {
-                cx.error(&at("credentials"), format!("upstreams.{name}.credentials: assume_role is not available in this build yet; use static keys"));
+            CredentialsConfig::AssumeRole { assume_role: r } => {
+                let mut c = at("credentials");
+                c.push(k("assume_role"));
+                if !r.role_arn.starts_with("arn:") || !r.role_arn.contains(":role/") {
+                    let mut p = c.clone();
+                    p.push(k("role_arn"));
+                    cx.error(&p, format!("upstreams.{name}: role_arn `{}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", r.role_arn));
+                }
+                let external_id = match &r.external_id {
+                    Some(e) => {
+                        let mut p = c.clone();
+                        p.push(k("external_id"));
+                        cx.secret(&p, e).map(|s| s.expose().to_string())
+                    }
+                    None => None,
+                };
+                match r.source.as_deref() {
+                    None | Some("aws-default-chain") => {}
+                    Some(other) => {
+                        let mut p = c.clone();
+                        p.push(k("source"));
+                        cx.error(&p, format!("upstreams.{name}: assume_role.source `{other}` is not supported (use aws-default-chain)"));
+                    }
+                }
+                sources.insert(
+                    name.clone(),
+                    Source::AssumeRole {
+                        role_arn: r.role_arn.clone(),
+                        external_id,
+                        session_name: r.session_name.clone().unwrap_or_else(|| "s3gate".into()),
+                        source: Box::new(Source::DefaultChain),
+                    },
+                );
             }
         }
         if (u.dualstack || u.fips) && u.kind != UpstreamKind::Aws {
@@ -627,7 +664,7 @@ fn upstreams(cx: &mut Ctx<'_>, v: Option<&Value>) -> Upstreams {
             );
         }
     }
-    (ups, creds)
+    (ups, creds, sources)
 }
 
 fn buckets(

@@ -24,7 +24,8 @@ fn no_route() -> S3Error {
 pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -> S3Result<Reply> {
     let route = ctx.route.as_ref().ok_or_else(no_route)?;
     let mut req = session.req_header().clone();
-    forward::rewrite(&mut req, ctx)?;
+    let credentials = route.upstream.credentials.get().await?;
+    forward::rewrite(&mut req, ctx, &credentials)?;
     let reply = state
         .client
         .send_prepared(&route.upstream, Some(&route.target), req, Bytes::new())
@@ -113,6 +114,7 @@ pub async fn abort(
     };
     let inflight_key = format!("{bucket}\n{upload_id}");
     let client_request = session.req_header().clone();
+    let credentials = route.upstream.credentials.get().await?;
     let result = abort::run(
         &state.client,
         &state.inflight,
@@ -121,7 +123,7 @@ pub async fn abort(
         &state.abort,
         || {
             let mut r = client_request.clone();
-            forward::rewrite(&mut r, ctx)?;
+            forward::rewrite(&mut r, ctx, &credentials)?;
             Ok(r)
         },
     )

@@ -15,6 +15,8 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::HeaderMap;
 
+pub mod credentials;
+
 use crate::route::Upstream;
 use crate::s3::{err, S3Error, S3ErrorCode};
 
@@ -38,15 +40,23 @@ const UNSIGNED: &[&str] = &[
 
 /// Sign `method uri` with `headers` (which must already hold the final
 /// Host and `x-amz-content-sha256`); returns the headers to add.
+/// Whose request is signed: the upstream, the bucket on it (an ARN brings
+/// its own region and signing name) and the keys to sign with.
+pub struct SignFor<'a> {
+    pub upstream: &'a Upstream,
+    pub bucket: Option<&'a str>,
+    pub credentials: &'a crate::config::ResolvedCredentials,
+}
+
 pub fn sign_request(
     method: &str,
     uri: &str,
     headers: &HeaderMap,
     payload_hash: &str,
-    upstream: &Upstream,
-    bucket: Option<&str>,
+    to: &SignFor<'_>,
     now: SystemTime,
 ) -> Result<Vec<(&'static str, String)>, S3Error> {
+    let (upstream, bucket, credentials) = (to.upstream, to.bucket, to.credentials);
     // An access point or Outposts ARN brings its own region and signing name.
     let (region, service) = upstream.signing(bucket);
     let fail = |what: &str| {
@@ -55,7 +65,7 @@ pub fn sign_request(
             format!("could not sign the upstream request: {what}"),
         )
     };
-    let c = &upstream.credentials;
+    let c = credentials;
     let identity: Identity = Credentials::new(
         c.access_key_id.clone(),
         c.secret_access_key.expose().to_string(),

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{Addressing, BucketConfig, Config, ResolvedCredentials, UpstreamKind};
+use crate::config::{Addressing, BucketConfig, Config, UpstreamKind};
+use crate::resign::credentials::UpstreamCredentials;
 use crate::s3::uri::encode_path;
 use crate::s3::{err, S3ErrorCode, S3Result};
 pub use arn::Arn;
@@ -78,7 +79,7 @@ pub struct Upstream {
     pub region: String,
     pub addressing: Addressing,
     pub connect_to: Option<SocketAddr>,
-    pub credentials: ResolvedCredentials,
+    pub credentials: UpstreamCredentials,
     /// SigV4 signing name: `s3`, or `s3-outposts` for Outposts.
     pub service: &'static str,
     /// Whether aws-chunked bodies with a checksum trailer are re-framed so
@@ -201,11 +202,15 @@ impl Router {
                 }
                 (None, _) => return Err(format!("upstream {name} needs an endpoint")),
             };
-            let credentials = config
-                .upstream_credentials
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("upstream {name} has no usable credentials"))?;
+            let region = u.region.clone().unwrap_or_else(|| "us-east-1".into());
+            let credentials = match (
+                config.upstream_credentials.get(name),
+                config.upstream_sources.get(name),
+            ) {
+                (Some(c), _) => UpstreamCredentials::Static(c.clone()),
+                (None, Some(src)) => UpstreamCredentials::dynamic(name, &region, src.clone()),
+                (None, None) => return Err(format!("upstream {name} has no usable credentials")),
+            };
             let addressing = u.addressing.unwrap_or(match u.kind {
                 UpstreamKind::Aws => Addressing::Virtual,
                 _ => Addressing::Path,
@@ -310,11 +315,11 @@ mod tests {
             region: "r".into(),
             addressing,
             connect_to: None,
-            credentials: ResolvedCredentials {
+            credentials: UpstreamCredentials::Static(crate::config::ResolvedCredentials {
                 access_key_id: "a".into(),
                 secret_access_key: crate::auth::Secret::new("s".into()),
                 session_token: None,
-            },
+            }),
             service: "s3",
             checksum_trailers: true,
             dualstack: false,

@@ -119,6 +119,16 @@ buckets:
 
 /// Start the gateway binary with `config` and wait until it accepts connections.
 pub fn start_gateway(dir: &Path, port: u16, config: &str) -> Gateway {
+    start_gateway_with_env(dir, port, config, &[])
+}
+
+/// Start the gateway with extra environment variables (credential sources).
+pub fn start_gateway_with_env(
+    dir: &Path,
+    port: u16,
+    config: &str,
+    env: &[(&str, String)],
+) -> Gateway {
     std::fs::create_dir_all(dir).expect("mkdir");
     let config_path = dir.join("gateway.yaml");
     std::fs::write(&config_path, config).expect("write config");
@@ -131,6 +141,7 @@ pub fn start_gateway(dir: &Path, port: u16, config: &str) -> Gateway {
         .args(["serve", "--config"])
         .arg(&config_path)
         .env("S3GATE_LOG", "info,pingora_core=warn,pingora_proxy=warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
