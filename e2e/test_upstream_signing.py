@@ -5,6 +5,7 @@ signing name — for an AWS regional bucket in both addressing styles, an
 access point ARN, an S3 on Outposts access point ARN, and an IBM COS
 endpoint."""
 import http.server
+import ssl
 import json
 import re
 import subprocess
@@ -74,11 +75,40 @@ class Checker(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
+def upstream_ca(tmp_path_factory):
+    """A CA and a `localhost` server certificate it signed (webpki refuses a
+    self-signed CA certificate used as the server's own)."""
+    d = tmp_path_factory.mktemp("upstream-ca")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=s3gate test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, upstream_ca):
     d = tmp_path_factory.mktemp("signing")
     port = free_port()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Checker)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The same checker over TLS, with a certificate only `tls.ca_file` trusts.
+    tls_port = free_port()
+    tls_server = http.server.ThreadingHTTPServer(("127.0.0.1", tls_port), Checker)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(upstream_ca[1]), str(upstream_ca[2]))
+    tls_server.socket = ctx.wrap_socket(tls_server.socket, server_side=True)
+    threading.Thread(target=tls_server.serve_forever, daemon=True).start()
+    # A second one for the upstream that does not trust the CA (a pooled
+    # connection to the first must not be reused for it).
+    tls_port2 = free_port()
+    tls_server2 = http.server.ThreadingHTTPServer(("127.0.0.1", tls_port2), Checker)
+    tls_server2.socket = ctx.wrap_socket(tls_server2.socket, server_side=True)
+    threading.Thread(target=tls_server2.serve_forever, daemon=True).start()
     gw_port = free_port()
     creds = f"credentials: {{ access_key_id: {UP_KEY}, secret_access_key: {UP_SECRET} }}"
     (d / "gateway.yaml").write_text(f"""
@@ -90,12 +120,16 @@ upstreams:
   aws-west-path: {{ kind: aws, region: us-west-2, endpoint: "http://s3.us-west-2.amazonaws.com", addressing: path, connect_to: "127.0.0.1:{port}", {creds} }}
   outpost-west: {{ kind: outposts, region: us-west-2, endpoint: "http://s3-outposts.us-west-2.amazonaws.com", connect_to: "127.0.0.1:{port}", {creds} }}
   cos-eu: {{ kind: cos, region: eu-de, endpoint: "http://s3.eu-de.cloud-object-storage.appdomain.cloud", connect_to: "127.0.0.1:{port}", {creds} }}
+  secure: {{ kind: s3-compatible, region: us-east-1, endpoint: "https://localhost:{tls_port}", tls: {{ ca_file: "{upstream_ca[0]}" }}, {creds} }}
+  untrusted: {{ kind: s3-compatible, region: us-east-1, endpoint: "https://localhost:{tls_port2}", {creds} }}
 buckets:
   regional: {{ upstream: aws-west, target: real-regional }}
   regional-path: {{ upstream: aws-west-path, target: real-path }}
   shared-datasets: {{ upstream: aws-west, target: "arn:aws:s3:us-west-2:444455556666:accesspoint/datasets" }}
   reports: {{ upstream: outpost-west, target: "arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-01ac5d28a6a232904/accesspoint/reports" }}
   media: {{ upstream: cos-eu, target: media-prod, owner: "cos-instance-0f3e", expected_bucket_owner: enforce, request_payer: deny }}
+  secure-bucket: {{ upstream: secure }}
+  untrusted-bucket: {{ upstream: untrusted }}
 """)
     log = open(d / "gateway.log", "wb")
     proc = subprocess.Popen([str(Path(__import__("sys").executable).parent / "python"), str(REPO / "tests/support/tether.py"), str(S3GATE), "serve", "--config", str(d / "gateway.yaml")],
@@ -104,6 +138,8 @@ buckets:
     yield f"http://127.0.0.1:{gw_port}", d
     stop_tethered(proc)
     server.shutdown()
+    tls_server.shutdown()
+    tls_server2.shutdown()
 
 
 def client(endpoint):
@@ -118,6 +154,7 @@ CASES = [
     ("shared-datasets", "datasets-444455556666.s3-accesspoint.us-west-2.amazonaws.com", "/dir/a%20b%2Bc.txt", "us-west-2", "s3"),
     ("reports", "reports-123456789012.op-01ac5d28a6a232904.s3-outposts.us-west-2.amazonaws.com", "/dir/a%20b%2Bc.txt", "us-west-2", "s3-outposts"),
     ("media", "s3.eu-de.cloud-object-storage.appdomain.cloud", "/media-prod/dir/a%20b%2Bc.txt", "eu-de", "s3"),
+    ("secure-bucket", "localhost:PORT", "/secure-bucket/dir/a%20b%2Bc.txt", "us-east-1", "s3"),
 ]
 
 
@@ -130,7 +167,15 @@ def test_signature_host_region_and_signing_name(gateway, bucket, host, path, reg
         r = call()
         seen = json.loads(r["ResponseMetadata"]["HTTPHeaders"]["x-checker"])
         assert seen["ok"], f"botocore does not agree with the signature: {seen}"
-        assert (seen["host"], seen["path"].split("?")[0], seen["region"], seen["service"]) == (host, path, region, service)
+        got_host = re.sub(r":\d+$", ":PORT", seen["host"]) if host.endswith(":PORT") else seen["host"]
+        assert (got_host, seen["path"].split("?")[0], seen["region"], seen["service"]) == (host, path, region, service)
+
+
+def test_upstream_tls_is_verified(gateway):
+    endpoint, _ = gateway
+    with pytest.raises(Exception) as e:
+        client(endpoint).get_object(Bucket="untrusted-bucket", Key="k")
+    assert "BadGateway" in str(e.value) or "502" in str(e.value), e.value
 
 
 def test_copy_source_names_the_access_point(gateway):

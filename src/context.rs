@@ -56,6 +56,8 @@ pub struct RequestCtx {
     pub error_code: Option<&'static str>,
     /// When the upstream was asked (latency metric).
     pub upstream_started: Option<Instant>,
+    /// A failed connect was retried once already.
+    pub retried: bool,
     /// Counted in the in-flight gauge.
     pub counted: bool,
     /// Status answered to the client.
@@ -96,6 +98,7 @@ impl RequestCtx {
             error_code: None,
             upstream_started: None,
             counted: false,
+            retried: false,
             status: 0,
             bytes_in: 0,
             bytes_out: 0,

@@ -311,6 +311,28 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// A connection that could not be made sent nothing: retry it, but only
+    /// for idempotent operations (POST — Create/Complete/DeleteObjects — is not).
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let idempotent = matches!(
+            session.req_header().method,
+            http::Method::GET | http::Method::HEAD | http::Method::PUT | http::Method::DELETE
+        );
+        if idempotent && !ctx.retried {
+            ctx.retried = true;
+            e.set_retry(true);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
         // Our own refusals are logged by `logging` with their S3 code.
         ctx.error.is_some() || ctx.status > 0

@@ -657,6 +657,19 @@ fn upstreams(cx: &mut Ctx<'_>, v: Option<&Value>) -> Upstreams {
                 );
             }
         }
+        if let Some(f) = u.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+            if !f.exists() {
+                let mut p = at("tls");
+                p.push(k("ca_file"));
+                cx.error(
+                    &p,
+                    format!(
+                        "upstreams.{name}.tls.ca_file: {} does not exist",
+                        f.display()
+                    ),
+                );
+            }
+        }
         if (u.dualstack || u.fips) && u.kind != UpstreamKind::Aws {
             cx.error(
                 &at("kind"),

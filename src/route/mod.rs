@@ -88,6 +88,8 @@ pub struct Upstream {
     /// AWS dual-stack / FIPS endpoints.
     pub dualstack: bool,
     pub fips: bool,
+    /// Roots to trust for this upstream's TLS (`tls.ca_file`); None: the system's.
+    pub ca: Option<Arc<pingora::protocols::tls::CaType>>,
 }
 
 impl Upstream {
@@ -162,11 +164,37 @@ pub async fn peer(
             })?,
     };
     let mut peer = pingora::upstreams::peer::HttpPeer::new(addr, up.endpoint.tls, sni);
+    peer.options.ca = up.ca.clone();
     peer.options.connection_timeout = Some(std::time::Duration::from_secs(t.connect_secs));
     peer.options.read_timeout = Some(std::time::Duration::from_secs(t.read_secs));
     peer.options.write_timeout = Some(std::time::Duration::from_secs(t.read_secs));
     peer.options.idle_timeout = Some(std::time::Duration::from_secs(t.idle_secs));
     Ok(peer)
+}
+
+/// The certificates of a PEM file, as roots to trust for one upstream.
+pub fn load_ca(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, String> {
+    use base64::Engine as _;
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for block in pem.split("-----BEGIN CERTIFICATE-----").skip(1) {
+        let body = block
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap_or("");
+        let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+        certs.push(pingora::utils::tls::WrappedX509::new(
+            der,
+            pingora::utils::tls::parse_x509,
+        ));
+    }
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", path.display()));
+    }
+    Ok(Arc::from(certs.into_boxed_slice()))
 }
 
 /// Where one client-visible bucket goes.
@@ -228,6 +256,12 @@ impl Router {
                     "s3"
                 },
                 checksum_trailers: u.checksum_trailers.unwrap_or(true),
+                ca: match u.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+                    Some(f) => {
+                        Some(load_ca(f).map_err(|e| format!("upstream {name}: tls.ca_file: {e}"))?)
+                    }
+                    None => None,
+                },
                 dualstack: u.dualstack,
                 fips: u.fips,
                 endpoint,
@@ -324,6 +358,7 @@ mod tests {
             checksum_trailers: true,
             dualstack: false,
             fips: false,
+            ca: None,
         };
         let p = mk(Addressing::Path);
         assert_eq!(
