@@ -149,3 +149,42 @@ fn broken_policy_stops_the_gateway_at_start_with_every_error() {
     );
     assert!(err.contains("p.yaml:5:5: s3:GetObjekt is not an S3 action s3gate knows — did you mean s3:GetObject?"), "{err}");
 }
+
+#[test]
+fn sighup_reloads() {
+    let dir = std::env::temp_dir().join(format!("s3gate-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("policies")).expect("dir");
+    std::fs::write(dir.join("policies/p.yaml"), ALLOW).expect("policy");
+    let port = free_port();
+    let cfg = dir.join("g.yaml");
+    std::fs::write(
+        &cfg,
+        format!("listen: [{{ address: 127.0.0.1:{port} }}]\nregion: us-east-1\nprincipals: [{{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {{ env: HOME }} }}]\nupstreams: {{ u: {{ kind: s3-compatible, endpoint: \"http://127.0.0.1:1\", credentials: {{ access_key_id: a, secret_access_key: {{ env: HOME }} }} }} }}\nbuckets: {{ \"*\": {{ upstream: u }} }}\npolicies: {{ paths: [policies] }}\n"),
+    )
+    .expect("cfg");
+    let log = dir.join("gw.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    common::wait_for_port(port, &log);
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("policies reloaded") || start.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50)); // poll interval
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("policies reloaded") && text.contains("SIGHUP"),
+        "{text}"
+    );
+}
