@@ -1,6 +1,7 @@
 //! Upstream credentials from real sources: environment and shared profile
 //! (checked by Garage's signature verification), assume_role and web
-//! identity against moto's STS, and IMDSv2 from a local metadata stand-in
+//! identity against moto's STS, ECS container credentials and IMDSv2 from
+//! local stand-ins
 //! whose short-lived keys are refreshed while requests keep flowing.
 
 mod common;
@@ -409,5 +410,51 @@ async fn imdsv2_short_lived_credentials_refresh_while_requests_flow() {
     assert!(
         seen.iter().all(|(k, t)| k.starts_with("ASIAIMDS") && *t),
         "{seen:?}"
+    );
+}
+
+/// An ECS container-credentials stand-in (AWS_CONTAINER_CREDENTIALS_FULL_URI).
+fn ecs() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mut r = BufReader::new(conn.try_clone().expect("clone"));
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let exp = chrono_like(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    + 3600,
+            );
+            let body = format!(
+                r#"{{"AccessKeyId":"ASIAECS000000000001","SecretAccessKey":"ecs-secret","Token":"ecs-token","Expiration":"{exp}"}}"#
+            );
+            let mut c = conn;
+            let _ = write!(c, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    format!("http://127.0.0.1:{port}/v2/credentials")
+}
+
+#[tokio::test]
+async fn ecs_container_credentials() {
+    let (up, seen) = recorder();
+    let gw = gateway(
+        "ecs",
+        &up,
+        "aws-default-chain",
+        &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", ecs())],
+    );
+    put_through(&gw).await;
+    let seen = seen.lock().map(|g| g.clone()).unwrap_or_default();
+    assert_eq!(
+        seen.last().cloned(),
+        Some(("ASIAECS000000000001".to_string(), true))
     );
 }
