@@ -30,6 +30,35 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac_sha256(&k_service, b"aws4_request")
 }
 
+/// The signing key for a principal's requests of one day, cached: it is
+/// the same for every request that day, and deriving it is four HMACs.
+/// Principals' secrets are read at start, so the access key id names one
+/// secret for the cache's lifetime.
+pub fn cached_signing_key(
+    access_key_id: &str,
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> [u8; 32] {
+    use std::sync::OnceLock;
+    type Key = (String, String, String, String);
+    static CACHE: OnceLock<moka::sync::Cache<Key, [u8; 32]>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(std::time::Duration::from_secs(2 * 86_400))
+            .build()
+    });
+    let k = (
+        access_key_id.to_string(),
+        date.to_string(),
+        region.to_string(),
+        service.to_string(),
+    );
+    cache.get_with(k, || signing_key(secret, date, region, service))
+}
+
 /// Compare two signatures without leaking where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use super::crypto::{constant_time_eq, hmac_sha256, sha256_hex, signing_key};
+use super::crypto::{cached_signing_key, constant_time_eq, hmac_sha256, sha256_hex};
 use super::time::{distance, format_amz_date, parse_amz_date, MAX_SKEW};
 use super::{
     AuthError, AuthMethod, Authenticated, ChunkSigning, PayloadMode, Principals, RequestView,
@@ -120,7 +120,13 @@ pub fn verify_header(
     let payload = PayloadMode::from_content_sha256(content_sha).map_err(fail)?;
     check_signed_headers(req.headers, sig.signed_headers, false).map_err(fail)?;
 
-    let key = signing_key(principal.secret.expose(), sig.date, sig.region, sig.service);
+    let key = cached_signing_key(
+        &principal.access_key_id,
+        principal.secret.expose(),
+        sig.date,
+        sig.region,
+        sig.service,
+    );
     let query = req.query.canonical(|_| false);
     verify_signature(req, &query, &sig, content_sha, &amz_date, &key).map_err(fail)?;
     let payload = match payload {
@@ -212,7 +218,13 @@ pub fn verify_presigned(
     check_scope(&sig, amz_date, region).map_err(fail)?;
     check_signed_headers(req.headers, signed_headers, true).map_err(fail)?;
     let content_sha = get("X-Amz-Content-Sha256").unwrap_or("UNSIGNED-PAYLOAD");
-    let key = signing_key(principal.secret.expose(), date, cregion, service);
+    let key = cached_signing_key(
+        &principal.access_key_id,
+        principal.secret.expose(),
+        date,
+        cregion,
+        service,
+    );
     let query = q.canonical(|n| n == "X-Amz-Signature");
     verify_signature(req, &query, &sig, content_sha, amz_date, &key).map_err(fail)?;
     Ok(Authenticated {
