@@ -177,7 +177,13 @@ fn decide(
         initiator: ctx.initiator.as_deref(),
     };
     let keys = crate::policy::context::build(&facts, now);
-    let needs = actions::needs(op, ctx.bucket.as_deref(), ctx.key.as_deref());
+    let mut needs = actions::needs(op, ctx.bucket.as_deref(), ctx.key.as_deref());
+    needs.extend(actions::header_needs(
+        op,
+        &session.req_header().headers,
+        ctx.bucket.as_deref(),
+        ctx.key.as_deref(),
+    ));
     let set = store.current();
     let decision = set.decide(principal, &needs, &keys);
     let shadow = state.mode == PolicyMode::Shadow;
@@ -250,6 +256,7 @@ fn identify(
         )
     })?;
     let addr = address(host, raw_path, &state.config.hostnames)?;
+    check_headers(headers)?;
     let copy_source = headers
         .get("x-amz-copy-source")
         .and_then(|v| v.to_str().ok());
@@ -280,6 +287,33 @@ fn identify(
             Err(e.error)
         }
     }
+}
+
+/// Every `x-amz-*` header must be visible ASCII and appear once: a value
+/// the verifier and the re-signer would read differently, or a second
+/// copy the upstream might prefer, must not reach the upstream.
+fn check_headers(headers: &http::HeaderMap) -> S3Result<()> {
+    for name in headers.keys() {
+        let n = name.as_str();
+        if !n.starts_with("x-amz-") && n != "host" {
+            continue;
+        }
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(err(
+                S3ErrorCode::InvalidArgument,
+                format!("The header {n} appears more than once"),
+            ));
+        }
+        if first.is_some_and(|v| v.to_str().is_err()) {
+            return Err(err(
+                S3ErrorCode::InvalidArgument,
+                format!("The header {n} must be ASCII (encode non-ASCII metadata, e.g. RFC 2047)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn header_u64(session: &Session, name: &str) -> S3Result<Option<u64>> {

@@ -235,3 +235,49 @@ fn secrets_never_logged() {
     assert!(!log.contains(&e.garage.secret_access_key));
     assert!(!log.to_ascii_lowercase().contains("signature="));
 }
+
+/// A request the upstream could read as another operation than the one
+/// decided here is refused before anything goes upstream.
+#[tokio::test]
+async fn ambiguous_requests_are_refused() {
+    let s = now_signer(ALICE_KEY, ALICE_SECRET);
+    let send_signed = |method: &str, target: &str, extra: Vec<(String, String)>| {
+        let mut headers = vec![
+            ("host".to_string(), host()),
+            ("x-amz-content-sha256".to_string(), sha256_hex(b"")),
+        ];
+        headers.extend(extra);
+        let (headers, _) = s.sign_headers(method, target, headers, &sha256_hex(b""));
+        send(env().gateway.port, method, target, &headers, b"")
+    };
+    // A copy source on a request that is not a copy (it would be a copy upstream).
+    let key = unique("smuggled");
+    let r = send_signed(
+        "PUT",
+        &format!("/{BUCKET}/{key}?torrent"),
+        vec![("x-amz-copy-source".into(), "/sdk/anything".into())],
+    );
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("InvalidRequest")),
+        "{}",
+        r.body
+    );
+    assert!(absent(&key).await);
+    // Two sub-resources, and a repeated parameter.
+    let r = send_signed("PUT", &format!("/{BUCKET}?notification&policy"), vec![]);
+    assert_eq!(r.code().as_deref(), Some("InvalidRequest"), "{}", r.body);
+    let r = send_signed(
+        "GET",
+        &format!("/{BUCKET}?list-type=2&prefix=a&prefix=b"),
+        vec![],
+    );
+    assert_eq!(r.code().as_deref(), Some("InvalidArgument"), "{}", r.body);
+    // A client bucket name that is not a bucket name (an ARN, say).
+    let r = send_signed(
+        "GET",
+        "/arn:aws:s3:us-east-1:123456789012:accesspoint:x/k",
+        vec![],
+    );
+    assert_eq!(r.code().as_deref(), Some("InvalidBucketName"), "{}", r.body);
+}

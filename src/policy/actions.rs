@@ -9,6 +9,7 @@ use crate::s3::Operation;
 /// Every IAM action an S3 operation of the gateway can need.
 pub const KNOWN: &[&str] = &[
     "s3:AbortMultipartUpload",
+    "s3:BypassGovernanceRetention",
     "s3:CreateBucket",
     "s3:DeleteBucket",
     "s3:DeleteBucketPolicy",
@@ -304,6 +305,53 @@ pub fn needs(op: &Operation, bucket: Option<&str>, key: Option<&str>) -> Vec<Nee
     }
 }
 
+/// Headers that ask for more than the operation itself: S3 checks these
+/// permissions too, and the gateway's own credentials would otherwise grant
+/// them.
+pub fn header_needs(
+    op: &Operation,
+    headers: &http::HeaderMap,
+    bucket: Option<&str>,
+    key: Option<&str>,
+) -> Vec<Need> {
+    use Operation::*;
+    let has = |n: &str| headers.contains_key(n);
+    let obj = object_arn(bucket.unwrap_or("*"), key.unwrap_or(""));
+    let mut out = Vec::new();
+    let mut need = |action| {
+        out.push(Need {
+            action,
+            resource: obj.clone(),
+        })
+    };
+    if headers
+        .get("x-amz-bypass-governance-retention")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        need("s3:BypassGovernanceRetention");
+    }
+    if matches!(op, PutObject | CopyObject { .. } | CreateMultipartUpload) {
+        if has("x-amz-object-lock-mode") || has("x-amz-object-lock-retain-until-date") {
+            need("s3:PutObjectRetention");
+        }
+        if has("x-amz-object-lock-legal-hold") {
+            need("s3:PutObjectLegalHold");
+        }
+        if has("x-amz-tagging") {
+            need("s3:PutObjectTagging");
+        }
+        if has("x-amz-acl")
+            || headers
+                .keys()
+                .any(|n| n.as_str().starts_with("x-amz-grant-"))
+        {
+            need("s3:PutObjectAcl");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +420,22 @@ mod tests {
             )[0]
             .action,
             "s3:ListMultipartUploadParts"
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-bypass-governance-retention", "true".parse().unwrap());
+        h.insert("x-amz-tagging", "a=b".parse().unwrap());
+        h.insert("x-amz-grant-read", "id=x".parse().unwrap());
+        let extra: Vec<&str> = header_needs(&Operation::PutObject, &h, Some("b"), Some("k"))
+            .iter()
+            .map(|n| n.action)
+            .collect();
+        assert_eq!(
+            extra,
+            vec![
+                "s3:BypassGovernanceRetention",
+                "s3:PutObjectTagging",
+                "s3:PutObjectAcl"
+            ]
         );
         for a in KNOWN {
             assert_eq!(canonical(&a.to_ascii_lowercase()), Some(*a));

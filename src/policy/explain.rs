@@ -82,7 +82,13 @@ pub fn explain(
         },
     };
     let keys = build(&facts, now);
-    let needs = actions::needs(&op, addr.bucket.as_deref(), addr.key.as_deref());
+    let mut needs = actions::needs(&op, addr.bucket.as_deref(), addr.key.as_deref());
+    needs.extend(actions::header_needs(
+        &op,
+        &headers,
+        addr.bucket.as_deref(),
+        addr.key.as_deref(),
+    ));
     let mut out = String::new();
     let _ = writeln!(out, "principal:  {principal}");
     let _ = writeln!(out, "operation:  {} {:?}", op.name(), op);

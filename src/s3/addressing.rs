@@ -30,29 +30,45 @@ pub fn address(host: Option<&str>, raw_path: &str, hostnames: &[String]) -> S3Re
             "The request path must start with '/'",
         ));
     };
+    let a = address_unchecked(host, rest, hostnames);
+    // Bucket names from clients are S3 bucket names: nothing else (an ARN
+    // say) may be taken for a target by a catch-all route.
+    if let Some(b) = &a.bucket {
+        if !valid_bucket_name(b) {
+            return Err(err(
+                S3ErrorCode::InvalidBucketName,
+                "The specified bucket is not valid.",
+            )
+            .with_resource(format!("/{b}")));
+        }
+    }
+    Ok(a)
+}
+
+fn address_unchecked(host: Option<&str>, rest: &str, hostnames: &[String]) -> Addressed {
     if let Some(bucket) = host.and_then(|h| vhost_bucket(h, hostnames)) {
-        return Ok(Addressed {
+        return Addressed {
             bucket: Some(bucket.to_string()),
             key: (!rest.is_empty()).then(|| rest.to_string()),
             virtual_host: true,
-        });
+        };
     }
     if rest.is_empty() {
-        return Ok(Addressed {
+        return Addressed {
             bucket: None,
             key: None,
             virtual_host: false,
-        });
+        };
     }
     let (bucket, key) = match rest.split_once('/') {
         Some((b, k)) => (b, (!k.is_empty()).then(|| k.to_string())),
         None => (rest, None),
     };
-    Ok(Addressed {
+    Addressed {
         bucket: Some(bucket.to_string()),
         key,
         virtual_host: false,
-    })
+    }
 }
 
 fn vhost_bucket<'a>(host: &'a str, hostnames: &[String]) -> Option<&'a str> {

@@ -119,6 +119,28 @@ impl Operation {
         query: &Query,
         copy_source: Option<&str>,
     ) -> S3Result<Operation> {
+        check_unambiguous(query)?;
+        let op = Self::parse_named(method, addr, query, copy_source)?;
+        // A copy source on anything but a copy would be forwarded (and
+        // vouched for by our signature) without being routed or decided.
+        if copy_source.is_some() && op.copy_source().is_none() {
+            return Err(err(
+                S3ErrorCode::InvalidRequest,
+                format!(
+                    "x-amz-copy-source is only valid on CopyObject and UploadPartCopy, not on {}",
+                    op.name()
+                ),
+            ));
+        }
+        Ok(op)
+    }
+
+    fn parse_named(
+        method: &str,
+        addr: &Addressed,
+        query: &Query,
+        copy_source: Option<&str>,
+    ) -> S3Result<Operation> {
         use Operation::*;
         let Some(bucket) = &addr.bucket else {
             return match method {
@@ -262,6 +284,52 @@ impl Operation {
     }
 }
 
+/// Query parameters that choose the operation. Upstreams disagree on which
+/// wins when several are present, so a request naming more than one (or any
+/// parameter twice) is refused: the operation decided here must be the one
+/// the upstream runs.
+fn check_unambiguous(query: &Query) -> S3Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for p in &query.params {
+        if !seen.insert(p.name.as_str()) {
+            return Err(err(
+                S3ErrorCode::InvalidArgument,
+                format!("The query parameter {} appears more than once", p.name),
+            ));
+        }
+    }
+    const SELECTORS: &[&str] = &[
+        "uploads",
+        "uploadId",
+        "attributes",
+        "restore",
+        "select",
+        "delete",
+        "versions",
+        "list-type",
+    ];
+    let chosen: Vec<&str> = query
+        .params
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| {
+            SELECTORS.contains(n)
+                || BUCKET_SUBRESOURCES.contains(n)
+                || OBJECT_SUBRESOURCES.contains(n)
+        })
+        .collect();
+    if chosen.len() > 1 {
+        return Err(err(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The request names more than one sub-resource ({}); send one per request",
+                chosen.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn object_sub(query: &Query) -> Option<&'static str> {
     OBJECT_SUBRESOURCES.iter().copied().find(|s| query.has(s))
 }
@@ -329,13 +397,13 @@ mod tests {
     fn multipart_operations() {
         use Operation::*;
         assert_eq!(
-            op("POST", "/b/k", "uploads", None).unwrap(),
+            op("POST", "/bkt/k", "uploads", None).unwrap(),
             CreateMultipartUpload
         );
         assert_eq!(
             op(
                 "PUT",
-                "/b/k",
+                "/bkt/k",
                 "partNumber=3&uploadId=U1&x-id=UploadPart",
                 None
             )
@@ -346,30 +414,30 @@ mod tests {
             }
         );
         assert!(matches!(
-            op("PUT", "/b/k", "partNumber=1&uploadId=U1", Some("/src/a%20b?versionId=v1")).unwrap(),
+            op("PUT", "/bkt/k", "partNumber=1&uploadId=U1", Some("/src/a%20b?versionId=v1")).unwrap(),
             UploadPartCopy { source: CopySource { ref key, ref version_id, .. }, .. }
                 if key == "a b" && version_id.as_deref() == Some("v1")
         ));
         assert_eq!(
-            op("POST", "/b/k", "uploadId=U1", None).unwrap(),
+            op("POST", "/bkt/k", "uploadId=U1", None).unwrap(),
             CompleteMultipartUpload {
                 upload_id: "U1".into()
             }
         );
         assert_eq!(
-            op("DELETE", "/b/k", "uploadId=U1", None).unwrap(),
+            op("DELETE", "/bkt/k", "uploadId=U1", None).unwrap(),
             AbortMultipartUpload {
                 upload_id: "U1".into()
             }
         );
         assert_eq!(
-            op("GET", "/b/k", "uploadId=U1&max-parts=2", None).unwrap(),
+            op("GET", "/bkt/k", "uploadId=U1&max-parts=2", None).unwrap(),
             ListParts {
                 upload_id: "U1".into()
             }
         );
         assert_eq!(
-            op("GET", "/b", "uploads&prefix=x", None).unwrap(),
+            op("GET", "/bkt", "uploads&prefix=x", None).unwrap(),
             ListMultipartUploads
         );
     }
@@ -378,59 +446,107 @@ mod tests {
     fn object_and_bucket_operations() {
         use Operation::*;
         assert_eq!(op("GET", "/", "", None).unwrap(), ListBuckets);
-        assert_eq!(op("GET", "/b", "list-type=2", None).unwrap(), ListObjectsV2);
-        assert_eq!(op("GET", "/b/", "", None).unwrap(), ListObjects);
         assert_eq!(
-            op("GET", "/b", "versions", None).unwrap(),
+            op("GET", "/bkt", "list-type=2", None).unwrap(),
+            ListObjectsV2
+        );
+        assert_eq!(op("GET", "/bkt/", "", None).unwrap(), ListObjects);
+        assert_eq!(
+            op("GET", "/bkt", "versions", None).unwrap(),
             ListObjectVersions
         );
-        assert_eq!(op("HEAD", "/b", "", None).unwrap(), HeadBucket);
-        assert_eq!(op("PUT", "/b", "", None).unwrap(), CreateBucket);
-        assert_eq!(op("DELETE", "/b", "", None).unwrap(), DeleteBucket);
-        assert_eq!(op("POST", "/b", "delete", None).unwrap(), DeleteObjects);
+        assert_eq!(op("HEAD", "/bkt", "", None).unwrap(), HeadBucket);
+        assert_eq!(op("PUT", "/bkt", "", None).unwrap(), CreateBucket);
+        assert_eq!(op("DELETE", "/bkt", "", None).unwrap(), DeleteBucket);
+        assert_eq!(op("POST", "/bkt", "delete", None).unwrap(), DeleteObjects);
         assert_eq!(
-            op("GET", "/b", "tagging", None).unwrap(),
+            op("GET", "/bkt", "tagging", None).unwrap(),
             GetBucketSubresource { sub: "tagging" }
         );
         assert_eq!(
-            op("GET", "/b/k", "", None).unwrap(),
+            op("GET", "/bkt/k", "", None).unwrap(),
             GetObject { version_id: None }
         );
         assert_eq!(
-            op("HEAD", "/b/k", "versionId=3", None).unwrap(),
+            op("HEAD", "/bkt/k", "versionId=3", None).unwrap(),
             HeadObject {
                 version_id: Some("3".into())
             }
         );
-        assert_eq!(op("PUT", "/b/k", "", None).unwrap(), PutObject);
+        assert_eq!(op("PUT", "/bkt/k", "", None).unwrap(), PutObject);
         assert!(matches!(
-            op("PUT", "/b/k", "", Some("s/k")).unwrap(),
+            op("PUT", "/bkt/k", "", Some("s/k")).unwrap(),
             CopyObject { .. }
         ));
         assert_eq!(
-            op("DELETE", "/b/k", "", None).unwrap(),
+            op("DELETE", "/bkt/k", "", None).unwrap(),
             DeleteObject { version_id: None }
         );
         assert_eq!(
-            op("GET", "/b/k", "attributes", None).unwrap(),
+            op("GET", "/bkt/k", "attributes", None).unwrap(),
             GetObjectAttributes
         );
         assert_eq!(
-            op("PUT", "/b/k", "acl", None).unwrap(),
+            op("PUT", "/bkt/k", "acl", None).unwrap(),
             PutObjectSubresource { sub: "acl" }
         );
         assert_eq!(
-            op("GET", "/b/k", "tagging", None).unwrap(),
+            op("GET", "/bkt/k", "tagging", None).unwrap(),
             GetObjectSubresource { sub: "tagging" }
         );
     }
 
     #[test]
+    fn ambiguous_requests_are_refused() {
+        let code = |m, p, q, c| op(m, p, q, c).unwrap_err().code;
+        // Several sub-resources: the upstream may pick another one than we did.
+        assert_eq!(
+            code("PUT", "/bkt", "notification&policy", None),
+            S3ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code("DELETE", "/bkt", "lifecycle&policy", None),
+            S3ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code("PUT", "/bkt/k", "tagging&acl", None),
+            S3ErrorCode::InvalidRequest
+        );
+        // A parameter twice: we would decide on one value, the upstream use another.
+        assert_eq!(
+            code("GET", "/bkt", "list-type=2&prefix=app/&prefix=", None),
+            S3ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code("PUT", "/bkt/k", "partNumber=1&uploadId=a&uploadId=b", None),
+            S3ErrorCode::InvalidArgument
+        );
+        // A copy source on something that is not a copy.
+        assert_eq!(
+            code("PUT", "/bkt/k", "torrent", Some("/other/secret")),
+            S3ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code("PUT", "/bkt/k", "retention", Some("/other/secret")),
+            S3ErrorCode::InvalidRequest
+        );
+        // The legitimate combinations still parse.
+        assert!(op(
+            "PUT",
+            "/bkt/k",
+            "partNumber=1&uploadId=a&x-id=UploadPart",
+            None
+        )
+        .is_ok());
+        assert!(op("GET", "/bkt/k", "versionId=3&response-content-type=a", None).is_ok());
+    }
+
+    #[test]
     fn unknown_requests_are_refused() {
-        let e = op("PATCH", "/b/k", "", None).unwrap_err();
+        let e = op("PATCH", "/bkt/k", "", None).unwrap_err();
         assert_eq!(e.code, S3ErrorCode::NotImplemented);
         assert_eq!(
-            op("POST", "/b", "", None).unwrap_err().code,
+            op("POST", "/bkt", "", None).unwrap_err().code,
             S3ErrorCode::NotImplemented
         );
         assert_eq!(
@@ -438,7 +554,7 @@ mod tests {
             S3ErrorCode::NotImplemented
         );
         assert_eq!(
-            op("PUT", "/b/k", "partNumber=0&uploadId=u", None)
+            op("PUT", "/bkt/k", "partNumber=0&uploadId=u", None)
                 .unwrap_err()
                 .code,
             S3ErrorCode::InvalidArgument
