@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    client, data, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
+    client, code, data, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
     ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
@@ -109,10 +109,6 @@ fn audit_records(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
-}
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> Option<&str> {
-    e.code()
 }
 
 fn verify(files: &[&Path]) -> (bool, String) {

@@ -13,8 +13,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use common::raw::Signer;
 use common::{
-    client, data, free_port, start_garage, start_gateway, unique, wait_for_port, Garage, ALICE_KEY,
-    ALICE_SECRET, BOB_KEY, BOB_SECRET,
+    client, code, data, free_port, start_garage, start_gateway, unique, wait_for_port, Garage,
+    ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
 const POLICY: &str = r#"Version: "2012-10-17"
@@ -95,10 +95,6 @@ fn metric(text: &str, line_start: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
-}
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> Option<&str> {
-    e.code()
 }
 
 #[tokio::test]

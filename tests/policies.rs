@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    client, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
+    client, code, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
     ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
@@ -154,10 +154,6 @@ fn direct() -> aws_sdk_s3::Client {
         &g.secret_access_key,
         true,
     )
-}
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> Option<&str> {
-    e.code()
 }
 
 async fn exists(bucket: &str, key: &str) -> bool {

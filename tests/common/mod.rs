@@ -274,6 +274,11 @@ impl Env {
     }
 }
 
+/// The S3 error code of an SDK error.
+pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> Option<&str> {
+    e.code()
+}
+
 /// Deterministic test data.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
