@@ -33,23 +33,10 @@ impl Admin {
                 why.push("no policy statements loaded".to_string());
             }
         }
-        for (name, up) in &self.state.router.upstreams {
-            if up.connect_to.is_some() {
-                continue;
-            }
-            let target = (
-                up.endpoint.host.trim_matches(['[', ']']).to_string(),
-                up.endpoint.port,
-            );
-            if tokio::net::lookup_host(target)
-                .await
-                .map(|mut a| a.next().is_none())
-                .unwrap_or(true)
-            {
-                why.push(format!(
-                    "upstream {name} ({}) does not resolve",
-                    up.endpoint.host
-                ));
+        // The same resolution a request does (connect_to, or DNS of the host).
+        for up in self.state.router.upstreams.values() {
+            if let Err(e) = crate::route::peer(up, None, &self.state.config.timeouts).await {
+                why.push(e.message);
             }
         }
         why

@@ -58,6 +58,28 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     })
 }
 
+/// RFC 3339 UTC (`2026-11-21T07:59:11Z`), with milliseconds when asked.
+pub fn format_rfc3339(t: SystemTime, millis: bool) -> String {
+    let iso = format_amz_date(t);
+    let base = format!(
+        "{}-{}-{}T{}:{}:{}",
+        &iso[0..4],
+        &iso[4..6],
+        &iso[6..8],
+        &iso[9..11],
+        &iso[11..13],
+        &iso[13..15]
+    );
+    if millis {
+        let ms = t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_millis());
+        format!("{base}.{ms:03}Z")
+    } else {
+        format!("{base}Z")
+    }
+}
+
 /// How far apart two instants are, whichever comes first.
 pub fn distance(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b)
@@ -104,6 +126,13 @@ mod tests {
         let now = SystemTime::now();
         let s = format_amz_date(now);
         assert!(distance(parse_amz_date(&s).unwrap(), now) < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn rfc3339() {
+        let t = parse_amz_date("20130524T010203Z").unwrap() + Duration::from_millis(45);
+        assert_eq!(format_rfc3339(t, true), "2013-05-24T01:02:03.045Z");
+        assert_eq!(format_rfc3339(t, false), "2013-05-24T01:02:03Z");
     }
 
     #[test]

@@ -161,22 +161,6 @@ pub fn upstream_info(ctx: &RequestCtx, reply: Option<&Reply>) -> UpstreamInfo {
     }
 }
 
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let iso = crate::auth::time::format_amz_date(t);
-    format!(
-        "{}-{}-{}T{}:{}:{}.{:03}Z",
-        &iso[0..4],
-        &iso[4..6],
-        &iso[6..8],
-        &iso[9..11],
-        &iso[11..13],
-        &iso[13..15],
-        d.subsec_millis()
-    )
-}
-
 /// The parts of an audit record every event kind shares.
 pub fn event(
     state: &GatewayState,
@@ -205,7 +189,7 @@ pub fn event(
         _ => None,
     };
     Event {
-        time: rfc3339(ctx.arrived),
+        time: crate::auth::time::format_rfc3339(ctx.arrived, true),
         event: kind.to_string(),
         request_id: ctx.request_id.clone(),
         principal: ctx.principal.as_ref().map(|p| p.name.clone()),

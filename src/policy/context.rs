@@ -45,19 +45,10 @@ pub fn build(f: &Facts<'_>, now: SystemTime) -> ContextKeys {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     put(&mut c, "aws:EpochTime", epoch.to_string());
-    let iso = crate::auth::time::format_amz_date(now);
     put(
         &mut c,
         "aws:CurrentTime",
-        format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            &iso[0..4],
-            &iso[4..6],
-            &iso[6..8],
-            &iso[9..11],
-            &iso[11..13],
-            &iso[13..15]
-        ),
+        crate::auth::time::format_rfc3339(now, false),
     );
     if f.principal != "anonymous" {
         put(&mut c, "aws:username", f.principal);
