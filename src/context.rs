@@ -1,55 +1,81 @@
-//! Per-request state, carried through every pingora phase.
+//! Per-request state, carried through every pingora phase: the admission
+//! stages' typed results (request, identity, decision, route, body plan)
+//! and the outcome the log line and metrics report.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::payload::BodyVerifier;
+use crate::admit::body::{BodyPlan, Framing};
 use crate::auth::{AuthMethod, Principal};
 use crate::route::Route;
-use crate::s3::{Operation, Query, S3Error};
+use crate::s3::{Operation, S3Error, S3Request};
+
+/// Counts a request in the in-flight gauge until dropped, so a request
+/// task that ends any way at all (even by a panic) releases it.
+pub struct InFlightGuard(());
+
+impl InFlightGuard {
+    pub fn new() -> Self {
+        crate::metrics::get()
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(())
+    }
+}
+
+impl Default for InFlightGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        crate::metrics::get()
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 pub struct RequestCtx {
     pub request_id: String,
     pub started: Instant,
     /// When the request arrived (audit records).
     pub arrived: std::time::SystemTime,
-    /// `s3gate:MultipartInitiator` as decided for this request.
-    pub initiator: Option<String>,
-    /// Held while a part upload streams (an abort waits for it).
-    pub part_guard: Option<crate::multipart::inflight::PartGuard>,
-    /// A CompleteMultipartUpload answered 200 with an error document.
-    pub complete_error: bool,
+    /// Stage 1: the request named as an S3 operation.
+    pub request: Option<S3Request>,
+    /// Copies of the request's operation, bucket and key (logs, audit).
     pub operation: Option<Operation>,
     pub bucket: Option<String>,
     pub key: Option<String>,
-    pub query: Query,
+    /// Stage 2: who signed it.
     pub principal: Option<Arc<Principal>>,
     /// The access key a failed authentication named, when it is ours.
     pub access_key_id: Option<String>,
     pub auth_method: Option<AuthMethod>,
+    /// `s3gate:MultipartInitiator` as decided for this request.
+    pub initiator: Option<String>,
+    /// The principal that started the upload, when on record.
+    pub initiator_principal: Option<String>,
+    /// Stage 3: where it goes.
     pub route: Option<Route>,
     /// The copy source's bucket upstream (CopyObject, UploadPartCopy).
     pub copy_source_target: Option<String>,
-    /// Verifies the client's body while it streams upstream.
-    pub verifier: Option<BodyVerifier>,
-    /// Whether the client's body is aws-chunked (decoded before forwarding).
-    pub aws_chunked: bool,
-    /// Re-frames the verified body with the client's trailing checksum.
-    pub reframer: Option<crate::reframe::Reframer>,
-    /// Decoded length of a re-framed body.
-    pub decoded_length: Option<u64>,
-    /// The gateway already answered `100 Continue`: do not ask the upstream.
-    pub continue_sent: bool,
-    /// Length of the body the upstream receives.
-    pub upstream_length: Option<u64>,
-    /// `x-amz-content-sha256` of the upstream request.
-    pub upstream_payload_hash: String,
-    /// The body was read and verified before the request went upstream.
-    pub body_prebuffered: Option<bytes::Bytes>,
-    /// The policy decision, when policies are configured.
+    /// Stage 4: the policy decision, when policies are configured.
     pub decision: Option<crate::policy::Decision>,
     /// `x-amz-expected-bucket-owner` to add upstream (rule `inject`).
     pub inject_owner: Option<String>,
+    /// Stage 5: the upstream framing and how the body is verified.
+    pub framing: Framing,
+    pub body: BodyPlan,
+    /// Held while a part upload streams (an abort waits for it).
+    pub part_guard: Option<crate::multipart::inflight::PartGuard>,
+    /// Outcome: a CompleteMultipartUpload answered 200 with an error document.
+    pub complete_error: bool,
+    /// The tail of the response body seen so far (an `<Error>` split
+    /// across two pieces is still found).
+    pub complete_tail: Vec<u8>,
     /// The error to answer with when the proxy fails (set by our stages).
     pub error: Option<S3Error>,
     /// The S3 error code the gateway answered with, if it answered with one.
@@ -58,8 +84,8 @@ pub struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// A failed connect was retried once already.
     pub retried: bool,
-    /// Counted in the in-flight gauge.
-    pub counted: bool,
+    /// Counted in the in-flight gauge while held.
+    pub in_flight: Option<InFlightGuard>,
     /// Status answered to the client.
     pub status: u16,
     pub bytes_in: u64,
@@ -72,33 +98,29 @@ impl RequestCtx {
             request_id: crate::util::request_id(),
             started: Instant::now(),
             arrived: std::time::SystemTime::now(),
-            initiator: None,
-            part_guard: None,
-            complete_error: false,
+            request: None,
             operation: None,
             bucket: None,
             key: None,
-            query: Query::default(),
             principal: None,
             access_key_id: None,
             auth_method: None,
+            initiator: None,
+            initiator_principal: None,
             route: None,
             copy_source_target: None,
-            verifier: None,
-            aws_chunked: false,
-            reframer: None,
-            decoded_length: None,
-            continue_sent: false,
-            upstream_length: None,
-            upstream_payload_hash: "UNSIGNED-PAYLOAD".into(),
-            body_prebuffered: None,
             decision: None,
             inject_owner: None,
+            framing: Framing::default(),
+            body: BodyPlan::Empty,
+            part_guard: None,
+            complete_error: false,
+            complete_tail: Vec::new(),
             error: None,
             error_code: None,
             upstream_started: None,
-            counted: false,
             retried: false,
+            in_flight: None,
             status: 0,
             bytes_in: 0,
             bytes_out: 0,

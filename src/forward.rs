@@ -1,12 +1,12 @@
-//! The upstream request: the client's request re-addressed to the
-//! upstream's bucket, stripped of the client's authentication and of the
-//! aws-chunked framing, then re-signed with the upstream's credentials.
+//! The upstream request: path and query rendered from the decided
+//! operation (never copied from the client), the client's headers without
+//! its authentication and aws-chunked framing, re-signed with the
+//! upstream's credentials.
 
 use std::time::SystemTime;
 
 use pingora::http::RequestHeader;
 
-use crate::auth::is_auth_query_param;
 use crate::context::RequestCtx;
 use crate::resign::sign_request;
 use crate::s3::uri::{encode_component, encode_path};
@@ -38,8 +38,12 @@ pub fn rewrite(
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
     let up = &route.upstream;
     let bucket = (!route.target.is_empty()).then_some(route.target.as_str());
-    let (host, path) = up.locate(bucket, ctx.key.as_deref());
-    let query = ctx.query.canonical(is_auth_query_param);
+    let request = ctx
+        .request
+        .as_ref()
+        .ok_or_else(|| err(S3ErrorCode::InternalError, "no decided request"))?;
+    let (host, path) = up.locate(bucket, request.key.as_deref());
+    let query = request.upstream_query();
     let path_and_query = if query.is_empty() {
         path
     } else {
@@ -58,12 +62,19 @@ pub fn rewrite(
     for h in CLIENT_ONLY {
         req.remove_header(*h);
     }
-    if ctx.aws_chunked {
+    let framing = &ctx.framing;
+    if framing.aws_chunked {
         for h in CHUNKED_ONLY {
             req.remove_header(*h);
         }
         strip_aws_chunked_encoding(req)?;
-        match (&ctx.reframer, ctx.decoded_length) {
+        let reframer = match &ctx.body {
+            crate::admit::body::BodyPlan::Verify {
+                reframer: Some(r), ..
+            } => Some(r),
+            _ => None,
+        };
+        match (reframer, framing.reframed_decoded) {
             (Some(r), Some(decoded)) => {
                 // Our own aws-chunked framing, carrying the client's checksum.
                 let enc = match req
@@ -92,18 +103,20 @@ pub fn rewrite(
         req.insert_header("x-amz-expected-bucket-owner", owner.as_str())
             .map_err(bad_header)?;
     }
-    if ctx.continue_sent {
+    if let Some(payer) = &request.payer_in_query {
+        // A presigned URL's payer parameter goes upstream as the header.
+        req.insert_header("x-amz-request-payer", payer.as_str())
+            .map_err(bad_header)?;
+    }
+    if framing.continue_sent {
         req.remove_header("expect");
     }
-    if let Some(len) = ctx.upstream_length {
+    if let Some(len) = framing.upstream_length {
         req.remove_header("transfer-encoding");
         req.insert_header("content-length", len.to_string())
             .map_err(bad_header)?;
     }
-    if let (Some(op_src), Some(target)) = (
-        ctx.operation.as_ref().and_then(|o| o.copy_source()),
-        &ctx.copy_source_target,
-    ) {
+    if let (Some(op_src), Some(target)) = (request.op.copy_source(), &ctx.copy_source_target) {
         // An access point or Outposts source is named `<arn>/object/<key>`.
         let mut v = if target.starts_with("arn:") {
             format!("{}/object/{}", target, encode_path(&op_src.key))
@@ -117,7 +130,7 @@ pub fn rewrite(
         req.insert_header("x-amz-copy-source", v)
             .map_err(bad_header)?;
     }
-    req.insert_header("x-amz-content-sha256", ctx.upstream_payload_hash.as_str())
+    req.insert_header("x-amz-content-sha256", framing.payload_hash.as_str())
         .map_err(bad_header)?;
     let scheme = if up.endpoint.tls { "https" } else { "http" };
     let full_uri = format!(
@@ -128,7 +141,7 @@ pub fn rewrite(
         req.method.as_str(),
         &full_uri,
         &req.headers,
-        &ctx.upstream_payload_hash,
+        &framing.payload_hash,
         &crate::resign::SignFor {
             upstream: up,
             bucket,

@@ -77,6 +77,19 @@ async fn audit_refusal(state: &GatewayState, session: &Session, ctx: &RequestCtx
     }
 }
 
+/// Whether `<Error>` appears in the response so far; `tail` keeps the last
+/// bytes of the previous piece so a split tag is still seen.
+fn scan_for_error(tail: &mut Vec<u8>, piece: &[u8]) -> bool {
+    const TAG: &[u8] = b"<Error>";
+    let mut joined = std::mem::take(tail);
+    joined.extend_from_slice(&piece[..piece.len().min(TAG.len() * 2)]);
+    let found =
+        joined.windows(TAG.len()).any(|w| w == TAG) || piece.windows(TAG.len()).any(|w| w == TAG);
+    let keep = piece.len().min(TAG.len() - 1);
+    *tail = piece[piece.len() - keep..].to_vec();
+    found
+}
+
 pub struct Gateway {
     pub state: Arc<GatewayState>,
 }
@@ -98,14 +111,15 @@ impl ProxyHttp for Gateway {
     /// Runs once the request header is read. `Ok(true)`: we answered.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let state = &self.state;
-        crate::metrics::get()
-            .in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ctx.counted = true;
+        ctx.in_flight = Some(crate::context::InFlightGuard::new());
         let result: Result<(), S3Error> = match admit(state, session, ctx).await {
             Ok(Admission::Forward) => return Ok(false),
             Ok(Admission::Answer(xml)) => {
                 respond::xml(session, ctx, xml).await;
+                return Ok(true);
+            }
+            Ok(Admission::Relay(reply)) => {
+                respond::relay(session, ctx, &reply).await;
                 return Ok(true);
             }
             Ok(Admission::Create) => match handlers::create(state, session, ctx).await {
@@ -193,42 +207,56 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(pre) = ctx.body_prebuffered.take() {
-            ctx.bytes_in += pre.len() as u64;
-            *body = Some(pre);
-            return Ok(());
-        }
-        let Some(verifier) = &mut ctx.verifier else {
-            return Ok(());
-        };
-        match verifier.filter(body.take(), end_of_stream) {
-            Ok(out) => {
+        use crate::admit::body::BodyPlan;
+        match &mut ctx.body {
+            BodyPlan::Prebuffered(pre) => {
+                // Sent once; anything after it is not part of the verified body.
+                let out = pre.take().unwrap_or_default();
                 ctx.bytes_in += out.len() as u64;
-                let out = match &mut ctx.reframer {
-                    None => out,
-                    Some(r) => {
-                        let mut framed = BytesMut::with_capacity(out.len() + 64);
-                        r.push(&out, &mut framed);
-                        if end_of_stream {
-                            let Some((_, value)) = verifier.trailer_checksum() else {
-                                let e = err(
-                                    S3ErrorCode::InvalidRequest,
-                                    "The announced trailing checksum is missing",
-                                );
-                                return Err(fail(ctx, e));
-                            };
-                            r.finish(&value, &mut framed);
-                        }
-                        framed.freeze()
-                    }
-                };
-                // Some(empty) writes nothing; None would end the body upstream.
                 *body = Some(out);
                 Ok(())
             }
-            Err(e) => {
-                tracing::warn!(request_id = %ctx.request_id, code = e.code.as_str(), "request body failed verification; upstream request abandoned");
-                Err(fail(ctx, e))
+            BodyPlan::Empty => {
+                if body.as_ref().is_some_and(|b| !b.is_empty()) {
+                    let e = err(
+                        S3ErrorCode::InvalidRequest,
+                        "This request carries a body it did not announce",
+                    );
+                    return Err(fail(ctx, e));
+                }
+                Ok(())
+            }
+            BodyPlan::Verify { verifier, reframer } => {
+                match verifier.filter(body.take(), end_of_stream) {
+                    Ok(out) => {
+                        ctx.bytes_in += out.len() as u64;
+                        let out = match reframer {
+                            None => out,
+                            Some(r) => {
+                                let mut framed = BytesMut::with_capacity(out.len() + 64);
+                                r.push(&out, &mut framed);
+                                if end_of_stream {
+                                    let Some((_, value)) = verifier.trailer_checksum() else {
+                                        let e = err(
+                                            S3ErrorCode::InvalidRequest,
+                                            "The announced trailing checksum is missing",
+                                        );
+                                        return Err(fail(ctx, e));
+                                    };
+                                    r.finish(&value, &mut framed);
+                                }
+                                framed.freeze()
+                            }
+                        };
+                        // Some(empty) writes nothing; None would end the body upstream.
+                        *body = Some(out);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(request_id = %ctx.request_id, code = e.code.as_str(), "request body failed verification; upstream request abandoned");
+                        Err(fail(ctx, e))
+                    }
+                }
             }
         }
     }
@@ -264,13 +292,14 @@ impl ProxyHttp for Gateway {
         if let Some(b) = body {
             ctx.bytes_out += b.len() as u64;
             // A CompleteMultipartUpload may answer 200 and then an <Error>
-            // (S3 keeps the connection alive with whitespace meanwhile).
+            // (S3 keeps the connection alive with whitespace meanwhile),
+            // possibly split across two pieces.
             if matches!(
                 ctx.operation,
                 Some(crate::s3::Operation::CompleteMultipartUpload { .. })
-            ) && b.windows(7).any(|w| w == b"<Error>")
+            ) && !ctx.complete_error
             {
-                ctx.complete_error = true;
+                ctx.complete_error = scan_for_error(&mut ctx.complete_tail, b);
             }
         }
         Ok(None)
@@ -340,11 +369,8 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.part_guard = None;
+        ctx.in_flight = None;
         let m = crate::metrics::get();
-        if ctx.counted {
-            m.in_flight
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
         let status = if ctx.status == 0 && e.is_some() {
             499
         } else {
@@ -372,5 +398,25 @@ impl ProxyHttp for Gateway {
             }
         }
         crate::logging::access(ctx, e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan_for_error;
+
+    #[test]
+    fn finds_an_error_split_across_pieces() {
+        let mut tail = Vec::new();
+        assert!(!scan_for_error(&mut tail, b"<?xml?>\n   <Er"));
+        assert!(scan_for_error(&mut tail, b"ror><Code>InternalError</Code>"));
+        let mut tail = Vec::new();
+        assert!(!scan_for_error(
+            &mut tail,
+            b"<CompleteMultipartUploadResult>"
+        ));
+        assert!(!scan_for_error(&mut tail, b"<ETag>x</ETag>"));
+        let mut tail = Vec::new();
+        assert!(scan_for_error(&mut tail, b"   <Error><Code>"));
     }
 }

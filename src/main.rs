@@ -42,6 +42,10 @@ enum Command {
         method: String,
         /// Path and query (`/bucket/key?uploadId=…`) or a full URL.
         url: String,
+        /// For operations on an upload: who started it, as
+        /// `s3gate:MultipartInitiator` (self, other or unknown).
+        #[arg(long, default_value = "unknown", value_parser = ["self", "other", "unknown"])]
+        initiator: String,
     },
     /// Probe the admin listener (for container HEALTHCHECKs): exit 0 on 200.
     Health {
@@ -85,7 +89,17 @@ fn main() -> ExitCode {
             headers,
             method,
             url,
-        } => explain(&config, &principal, &headers, &method, &url),
+            initiator,
+        } => explain(
+            &config,
+            &s3gate::policy::explain::ExplainRequest {
+                principal: &principal,
+                headers: &headers,
+                method: &method,
+                url: &url,
+                initiator: Some(&initiator),
+            },
+        ),
         Command::Test { paths, config } => test(paths, config.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { files },
@@ -155,7 +169,7 @@ fn serve(path: &Path) -> ExitCode {
     }
 }
 
-fn explain(path: &Path, principal: &str, headers: &[String], method: &str, url: &str) -> ExitCode {
+fn explain(path: &Path, r: &s3gate::policy::explain::ExplainRequest<'_>) -> ExitCode {
     let Some(config) = load_config(path) else {
         return ExitCode::from(1);
     };
@@ -170,7 +184,7 @@ fn explain(path: &Path, principal: &str, headers: &[String], method: &str, url: 
             return ExitCode::from(1);
         }
     };
-    match s3gate::policy::explain::explain(&config, &policies, principal, headers, method, url) {
+    match s3gate::policy::explain::explain(&config, std::sync::Arc::new(policies), r) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

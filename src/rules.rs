@@ -5,7 +5,7 @@
 use http::HeaderMap;
 
 use crate::config::{BucketConfig, ExpectedBucketOwnerRule, RequestPayerRule};
-use crate::s3::{err, Operation, Query, S3ErrorCode, S3Result};
+use crate::s3::{err, Operation, S3ErrorCode, S3Result};
 
 /// What the rules decided to do to the upstream request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ fn denied(msg: &str) -> crate::s3::S3Error {
 pub fn apply(
     op: &Operation,
     headers: &HeaderMap,
-    query: &Query,
+    payer: Option<&str>,
     rules: &BucketConfig,
     source_rules: Option<&BucketConfig>,
 ) -> S3Result<RuleActions> {
@@ -38,7 +38,6 @@ pub fn apply(
             owner_rule(src, sent, "x-amz-source-expected-bucket-owner")?;
         }
     }
-    let payer = header("x-amz-request-payer").or_else(|| query.get("x-amz-request-payer"));
     match (rules.request_payer, payer) {
         (RequestPayerRule::Deny, Some(_)) => {
             return Err(denied(
@@ -99,13 +98,13 @@ mod tests {
 
     #[test]
     fn owner_rules() {
-        let q = Query::default();
+        let q: Option<&str> = None;
         let op = Operation::PutObject;
         let enforce = rules(ExpectedBucketOwnerRule::Enforce, RequestPayerRule::Allow);
         assert!(apply(
             &op,
             &h(&[("x-amz-expected-bucket-owner", "999")]),
-            &q,
+            q,
             &enforce,
             None
         )
@@ -113,17 +112,17 @@ mod tests {
         assert!(apply(
             &op,
             &h(&[("x-amz-expected-bucket-owner", "111122223333")]),
-            &q,
+            q,
             &enforce,
             None
         )
         .is_ok());
-        assert!(apply(&op, &h(&[]), &q, &enforce, None).is_ok());
+        assert!(apply(&op, &h(&[]), q, &enforce, None).is_ok());
         let require = rules(ExpectedBucketOwnerRule::Require, RequestPayerRule::Allow);
-        assert!(apply(&op, &h(&[]), &q, &require, None).is_err());
+        assert!(apply(&op, &h(&[]), q, &require, None).is_err());
         let inject = rules(ExpectedBucketOwnerRule::Inject, RequestPayerRule::Allow);
         assert_eq!(
-            apply(&op, &h(&[]), &q, &inject, None)
+            apply(&op, &h(&[]), q, &inject, None)
                 .unwrap()
                 .inject_owner
                 .as_deref(),
@@ -133,7 +132,7 @@ mod tests {
         assert!(apply(
             &op,
             &h(&[("x-amz-source-expected-bucket-owner", "999")]),
-            &q,
+            q,
             &inject,
             Some(&enforce)
         )
@@ -142,27 +141,30 @@ mod tests {
 
     #[test]
     fn payer_rules() {
-        let q = Query::default();
-        let op = Operation::GetObject { version_id: None };
+        let q: Option<&str> = None;
+        let op = Operation::GetObject {
+            version_id: None,
+            part_number: None,
+        };
         let deny = rules(ExpectedBucketOwnerRule::Passthrough, RequestPayerRule::Deny);
         assert!(apply(
             &op,
             &h(&[("x-amz-request-payer", "requester")]),
-            &q,
+            Some("requester"),
             &deny,
             None
         )
         .is_err());
-        assert!(apply(&op, &h(&[]), &q, &deny, None).is_ok());
+        assert!(apply(&op, &h(&[]), q, &deny, None).is_ok());
         let require = rules(
             ExpectedBucketOwnerRule::Passthrough,
             RequestPayerRule::Require,
         );
-        assert!(apply(&op, &h(&[]), &q, &require, None).is_err());
+        assert!(apply(&op, &h(&[]), q, &require, None).is_err());
         assert!(apply(
             &op,
             &h(&[("x-amz-request-payer", "requester")]),
-            &q,
+            Some("requester"),
             &require,
             None
         )

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::admit::decide::{Decider, Reserved};
 use crate::audit::AuditLog;
 use crate::auth::{Principal, Principals};
 use crate::config::{Config, PolicyMode};
@@ -28,6 +29,8 @@ pub struct GatewayState {
     pub inflight: Arc<InFlight>,
     pub abort: AbortSettings,
     pub audit: Option<Arc<AuditLog>>,
+    /// The ownership store's bucket and prefix, never served to clients.
+    pub reserved: Option<Reserved>,
 }
 
 impl GatewayState {
@@ -49,22 +52,30 @@ impl GatewayState {
         let policies = policies.map(|set| Arc::new(PolicyStore::new(set, paths, names)));
         let mode = config.policies.mode;
         let client = Arc::new(UpstreamClient::new(config.timeouts.clone()));
+        let mut reserved = None;
         let backend = match config.multipart.as_ref().and_then(|m| m.ownership.as_ref()) {
             Some(o) if o.store == "s3" => {
                 let name = o.upstream.clone().unwrap_or_default();
                 let upstream = router.upstreams.get(&name).cloned().ok_or_else(|| {
                     format!("multipart.ownership.upstream `{name}` is not defined")
                 })?;
+                let bucket = o
+                    .bucket
+                    .clone()
+                    .ok_or("multipart.ownership.bucket is required for store: s3")?;
+                let prefix = o
+                    .prefix
+                    .clone()
+                    .unwrap_or_else(|| "s3gate/multipart-owners/".into());
+                reserved = Some(Reserved {
+                    upstream: name,
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                });
                 Backend::S3 {
                     upstream,
-                    bucket: o
-                        .bucket
-                        .clone()
-                        .ok_or("multipart.ownership.bucket is required for store: s3")?,
-                    prefix: o
-                        .prefix
-                        .clone()
-                        .unwrap_or_else(|| "s3gate/multipart-owners/".into()),
+                    bucket,
+                    prefix,
                 }
             }
             _ => Backend::Memory,
@@ -97,7 +108,18 @@ impl GatewayState {
             inflight: Arc::new(InFlight::default()),
             abort,
             audit,
+            reserved,
         })
+    }
+
+    /// What the decision stages read, with the policy set now in force.
+    pub fn decider(&self) -> Decider<'_> {
+        Decider {
+            router: &self.router,
+            policies: self.policies.as_ref().map(|p| p.current()),
+            shadow: self.mode == PolicyMode::Shadow,
+            reserved: self.reserved.as_ref(),
+        }
     }
 }
 

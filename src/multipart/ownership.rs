@@ -43,8 +43,12 @@ pub struct Ownership {
     client: Arc<UpstreamClient>,
 }
 
+/// Records are found without regard to the case of the upload id, as
+/// Garage finds uploads (hex ids in either case): a spelling the upstream
+/// treats as the same upload finds the record, and the gateway then
+/// refuses any spelling but the one issued (`Record::upload_id`).
 fn cache_key(bucket: &str, upload_id: &str) -> String {
-    format!("{bucket}\n{upload_id}")
+    format!("{bucket}\n{}", upload_id.to_ascii_lowercase())
 }
 
 /// `s3gate:MultipartInitiator` for `principal`, given the record.
@@ -76,7 +80,13 @@ impl Ownership {
     }
 
     fn object_key(prefix: &str, bucket: &str, upload_id: &str) -> String {
-        // Upload ids are opaque and may be long: name the object by a hash.
+        // Upload ids are opaque and may be long: name the object by a hash
+        // of the id in lower case (see `cache_key`).
+        Self::legacy_object_key(prefix, bucket, &upload_id.to_ascii_lowercase())
+    }
+
+    /// Where records written before ids were case-folded live.
+    fn legacy_object_key(prefix: &str, bucket: &str, upload_id: &str) -> String {
         format!(
             "{prefix}{bucket}/{}",
             crate::auth::crypto::sha256_hex(upload_id.as_bytes())
@@ -141,24 +151,43 @@ impl Ownership {
         else {
             return Ok(None);
         };
-        let call = Call {
-            method: "GET",
-            bucket: Some(state),
-            key: Some(&Self::object_key(prefix, bucket, upload_id)),
-            query: vec![],
-            headers: vec![],
-            body: Bytes::new(),
-        };
-        let reply = self.client.send(upstream, call).await?;
-        match reply.status {
+        let mut names = vec![Self::object_key(prefix, bucket, upload_id)];
+        let legacy = Self::legacy_object_key(prefix, bucket, upload_id);
+        if legacy != names[0] {
+            names.push(legacy);
+        }
+        for name in &names {
+            let call = Call {
+                method: "GET",
+                bucket: Some(state),
+                key: Some(name),
+                query: vec![],
+                headers: vec![],
+                body: Bytes::new(),
+            };
+            let reply = self.client.send(upstream, call).await?;
+            if reply.status == 404 {
+                continue;
+            }
+            return self.read_record(key, reply.status, &reply.body).await;
+        }
+        Ok(None)
+    }
+
+    async fn read_record(
+        &self,
+        key: String,
+        status: u16,
+        body: &[u8],
+    ) -> Result<Option<Arc<Record>>, S3Error> {
+        match status {
             200 => {
-                let r: Record = serde_json::from_slice(&reply.body)
+                let r: Record = serde_json::from_slice(body)
                     .map_err(|e| Self::store_error("read a record", e))?;
                 let r = Arc::new(r);
                 self.cache.insert(key, r.clone()).await;
                 Ok(Some(r))
             }
-            404 => Ok(None),
             s => Err(Self::store_error(
                 "look up the upload",
                 format!("status {s}"),

@@ -17,6 +17,7 @@ pub const KNOWN: &[&str] = &[
     "s3:DeleteObject",
     "s3:DeleteObjectTagging",
     "s3:DeleteObjectVersion",
+    "s3:DeleteObjectVersionTagging",
     "s3:GetAccelerateConfiguration",
     "s3:GetAnalyticsConfiguration",
     "s3:GetBucketAcl",
@@ -46,6 +47,9 @@ pub const KNOWN: &[&str] = &[
     "s3:GetObjectTagging",
     "s3:GetObjectTorrent",
     "s3:GetObjectVersion",
+    "s3:GetObjectVersionAcl",
+    "s3:GetObjectVersionAttributes",
+    "s3:GetObjectVersionTagging",
     "s3:GetReplicationConfiguration",
     "s3:ListAllMyBuckets",
     "s3:ListBucket",
@@ -76,6 +80,8 @@ pub const KNOWN: &[&str] = &[
     "s3:PutObjectLegalHold",
     "s3:PutObjectRetention",
     "s3:PutObjectTagging",
+    "s3:PutObjectVersionAcl",
+    "s3:PutObjectVersionTagging",
     "s3:PutReplicationConfiguration",
     "s3:RestoreObject",
 ];
@@ -102,125 +108,6 @@ pub fn bucket_arn(bucket: &str) -> String {
 
 pub fn object_arn(bucket: &str, key: &str) -> String {
     format!("arn:aws:s3:::{bucket}/{key}")
-}
-
-fn bucket_sub(sub: &str, verb: &str) -> &'static str {
-    let pick = |get: &'static str, put: &'static str, del: &'static str| match verb {
-        "GET" => get,
-        "PUT" => put,
-        _ => del,
-    };
-    match sub {
-        "accelerate" => pick(
-            "s3:GetAccelerateConfiguration",
-            "s3:PutAccelerateConfiguration",
-            "s3:PutAccelerateConfiguration",
-        ),
-        "acl" => pick("s3:GetBucketAcl", "s3:PutBucketAcl", "s3:PutBucketAcl"),
-        "analytics" => pick(
-            "s3:GetAnalyticsConfiguration",
-            "s3:PutAnalyticsConfiguration",
-            "s3:PutAnalyticsConfiguration",
-        ),
-        "cors" => pick("s3:GetBucketCORS", "s3:PutBucketCORS", "s3:PutBucketCORS"),
-        "encryption" => pick(
-            "s3:GetEncryptionConfiguration",
-            "s3:PutEncryptionConfiguration",
-            "s3:PutEncryptionConfiguration",
-        ),
-        "intelligent-tiering" => pick(
-            "s3:GetIntelligentTieringConfiguration",
-            "s3:PutIntelligentTieringConfiguration",
-            "s3:PutIntelligentTieringConfiguration",
-        ),
-        "inventory" => pick(
-            "s3:GetInventoryConfiguration",
-            "s3:PutInventoryConfiguration",
-            "s3:PutInventoryConfiguration",
-        ),
-        "lifecycle" => pick(
-            "s3:GetLifecycleConfiguration",
-            "s3:PutLifecycleConfiguration",
-            "s3:PutLifecycleConfiguration",
-        ),
-        "location" => "s3:GetBucketLocation",
-        "logging" => pick(
-            "s3:GetBucketLogging",
-            "s3:PutBucketLogging",
-            "s3:PutBucketLogging",
-        ),
-        "metrics" => pick(
-            "s3:GetMetricsConfiguration",
-            "s3:PutMetricsConfiguration",
-            "s3:PutMetricsConfiguration",
-        ),
-        "notification" => pick(
-            "s3:GetBucketNotification",
-            "s3:PutBucketNotification",
-            "s3:PutBucketNotification",
-        ),
-        "object-lock" => pick(
-            "s3:GetBucketObjectLockConfiguration",
-            "s3:PutBucketObjectLockConfiguration",
-            "s3:PutBucketObjectLockConfiguration",
-        ),
-        "ownershipControls" => pick(
-            "s3:GetBucketOwnershipControls",
-            "s3:PutBucketOwnershipControls",
-            "s3:PutBucketOwnershipControls",
-        ),
-        "policy" => pick(
-            "s3:GetBucketPolicy",
-            "s3:PutBucketPolicy",
-            "s3:DeleteBucketPolicy",
-        ),
-        "policyStatus" => "s3:GetBucketPolicyStatus",
-        "publicAccessBlock" => pick(
-            "s3:GetBucketPublicAccessBlock",
-            "s3:PutBucketPublicAccessBlock",
-            "s3:PutBucketPublicAccessBlock",
-        ),
-        "replication" => pick(
-            "s3:GetReplicationConfiguration",
-            "s3:PutReplicationConfiguration",
-            "s3:PutReplicationConfiguration",
-        ),
-        "requestPayment" => pick(
-            "s3:GetBucketRequestPayment",
-            "s3:PutBucketRequestPayment",
-            "s3:PutBucketRequestPayment",
-        ),
-        "tagging" => pick(
-            "s3:GetBucketTagging",
-            "s3:PutBucketTagging",
-            "s3:PutBucketTagging",
-        ),
-        "versioning" => pick(
-            "s3:GetBucketVersioning",
-            "s3:PutBucketVersioning",
-            "s3:PutBucketVersioning",
-        ),
-        _ => pick(
-            "s3:GetBucketWebsite",
-            "s3:PutBucketWebsite",
-            "s3:DeleteBucketWebsite",
-        ),
-    }
-}
-
-fn object_sub(sub: &str, verb: &str) -> &'static str {
-    match (sub, verb) {
-        ("acl", "GET") => "s3:GetObjectAcl",
-        ("acl", _) => "s3:PutObjectAcl",
-        ("tagging", "GET") => "s3:GetObjectTagging",
-        ("tagging", "PUT") => "s3:PutObjectTagging",
-        ("tagging", _) => "s3:DeleteObjectTagging",
-        ("retention", "GET") => "s3:GetObjectRetention",
-        ("retention", _) => "s3:PutObjectRetention",
-        ("legal-hold", "GET") => "s3:GetObjectLegalHold",
-        ("legal-hold", _) => "s3:PutObjectLegalHold",
-        _ => "s3:GetObjectTorrent",
-    }
 }
 
 /// What `op` on `bucket`/`key` needs; every need must be allowed.
@@ -268,15 +155,15 @@ pub fn needs(op: &Operation, bucket: Option<&str>, key: Option<&str>) -> Vec<Nee
         HeadBucket | ListObjects | ListObjectsV2 => on_bucket("s3:ListBucket"),
         ListObjectVersions => on_bucket("s3:ListBucketVersions"),
         ListMultipartUploads => on_bucket("s3:ListBucketMultipartUploads"),
-        // The keys are in the body; require the right on the whole bucket.
-        DeleteObjects => vec![Need {
-            action: "s3:DeleteObject",
-            resource: object_arn(b, "*"),
-        }],
-        GetBucketSubresource { sub } => on_bucket(bucket_sub(sub, "GET")),
-        PutBucketSubresource { sub } => on_bucket(bucket_sub(sub, "PUT")),
-        DeleteBucketSubresource { sub } => on_bucket(bucket_sub(sub, "DELETE")),
-        GetObject { version_id } | HeadObject { version_id } => {
+        // The keys are in the body: each is decided on its own
+        // (`delete_needs`), and a request with nothing decided is denied.
+        DeleteObjects => Vec::new(),
+        BucketSub(s) => on_bucket(s.action),
+        ObjectSub { sub, version_id } => on_object(match (version_id, sub.version_action) {
+            (Some(_), Some(v)) => v,
+            _ => sub.action,
+        }),
+        GetObject { version_id, .. } | HeadObject { version_id, .. } => {
             on_object(if version_id.is_some() {
                 "s3:GetObjectVersion"
             } else {
@@ -294,15 +181,25 @@ pub fn needs(op: &Operation, bucket: Option<&str>, key: Option<&str>) -> Vec<Nee
         CopyObject { source } | UploadPartCopy { source, .. } => {
             with_source("s3:PutObject", source)
         }
-        GetObjectAttributes => on_object("s3:GetObjectAttributes"),
-        RestoreObject => on_object("s3:RestoreObject"),
-        SelectObjectContent => on_object("s3:GetObject"),
-        GetObjectSubresource { sub } => on_object(object_sub(sub, "GET")),
-        PutObjectSubresource { sub } => on_object(object_sub(sub, "PUT")),
-        DeleteObjectSubresource { sub } => on_object(object_sub(sub, "DELETE")),
         AbortMultipartUpload { .. } => on_object("s3:AbortMultipartUpload"),
         ListParts { .. } => on_object("s3:ListMultipartUploadParts"),
     }
+}
+
+/// What deleting one key of a DeleteObjects request needs: as for
+/// DeleteObject (S3 decides each key of the body on its own).
+pub fn delete_needs(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Vec<Need> {
+    let op = Operation::DeleteObject {
+        version_id: version_id.map(str::to_string),
+    };
+    let mut out = needs(&op, Some(bucket), Some(key));
+    out.extend(header_needs(&op, headers, Some(bucket), Some(key)));
+    out
 }
 
 /// Headers that ask for more than the operation itself: S3 checks these

@@ -7,7 +7,7 @@ use http::HeaderMap;
 
 use super::condition::ContextKeys;
 use crate::auth::AuthMethod;
-use crate::s3::{Operation, Query};
+use crate::s3::{Operation, S3Request};
 
 /// What is known of a request when it is decided.
 pub struct Facts<'a> {
@@ -17,13 +17,15 @@ pub struct Facts<'a> {
     /// TLS version when the client connected over TLS.
     pub tls: Option<&'a str>,
     pub headers: &'a HeaderMap,
-    pub query: &'a Query,
-    pub operation: &'a Operation,
+    /// The request as named: its operation and validated parameters.
+    pub request: &'a S3Request,
     pub upstream: Option<&'a str>,
     /// The bucket's configured owner (s3:ResourceAccount).
     pub owner: Option<&'a str>,
     /// self | other | unknown, for operations on an upload.
     pub initiator: Option<&'a str>,
+    /// The body length the gateway verifies (never a declared, unchecked one).
+    pub content_length: Option<u64>,
 }
 
 fn put(c: &mut ContextKeys, key: &str, value: impl Into<String>) {
@@ -59,8 +61,9 @@ pub fn build(f: &Facts<'_>, now: SystemTime) -> ContextKeys {
     if let Some(ua) = header("user-agent") {
         put(&mut c, "aws:UserAgent", ua);
     }
+    let op = &f.request.op;
     if matches!(
-        f.operation,
+        op,
         Operation::ListObjects
             | Operation::ListObjectsV2
             | Operation::ListObjectVersions
@@ -71,7 +74,7 @@ pub fn build(f: &Facts<'_>, now: SystemTime) -> ContextKeys {
             ("delimiter", "s3:delimiter"),
             ("max-keys", "s3:max-keys"),
         ] {
-            if let Some(v) = f.query.get(q) {
+            if let Some(v) = f.request.param(q) {
                 put(&mut c, key, v);
             }
         }
@@ -90,10 +93,10 @@ pub fn build(f: &Facts<'_>, now: SystemTime) -> ContextKeys {
             put(&mut c, key, v);
         }
     }
-    if let Some(v) = header("x-amz-request-payer").or_else(|| f.query.get("x-amz-request-payer")) {
+    if let Some(v) = header("x-amz-request-payer").or(f.request.payer_in_query.as_deref()) {
         put(&mut c, "s3gate:RequestPayer", v);
     }
-    if let Some(v) = f.query.get("versionId") {
+    if let Some(v) = op.version_id() {
         put(&mut c, "s3:VersionId", v);
     }
     if let Some(o) = f.owner {
@@ -112,13 +115,12 @@ pub fn build(f: &Facts<'_>, now: SystemTime) -> ContextKeys {
         put(&mut c, "s3gate:MultipartInitiator", i);
     }
     if let Operation::UploadPart { part_number, .. }
-    | Operation::UploadPartCopy { part_number, .. } = f.operation
+    | Operation::UploadPartCopy { part_number, .. } = op
     {
         put(&mut c, "s3gate:PartNumber", part_number.to_string());
     }
-    let length = header("x-amz-decoded-content-length").or_else(|| header("content-length"));
-    if let Some(l) = length {
-        put(&mut c, "s3gate:ContentLength", l);
+    if let Some(l) = f.content_length {
+        put(&mut c, "s3gate:ContentLength", l.to_string());
     }
     if let Some(u) = f.upstream {
         put(&mut c, "s3gate:Upstream", u);

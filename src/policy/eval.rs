@@ -127,6 +127,13 @@ impl PolicySet {
 
     /// Decide a request: every need must be allowed.
     pub fn decide(&self, principal: &str, needs: &[Need], ctx: &ContextKeys) -> Decision {
+        // Nothing decided is nothing allowed.
+        if needs.is_empty() {
+            return Decision {
+                effect: Effect::Deny,
+                statements: Vec::new(),
+            };
+        }
         let mut allowed_by = Vec::new();
         for need in needs {
             let d = self.decide_one(principal, need, ctx);

@@ -1,43 +1,58 @@
 //! `s3gate explain`: what the gateway would decide on a request, and why.
+//! It runs the admission stages `serve` runs (parse, route, decide with
+//! the bucket rules and the initiator rule); only the signature is taken
+//! as given (`--principal`).
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::actions;
-use super::context::{build, Facts};
 use super::PolicySet;
+use crate::admit::decide::{self, Decider, Inputs, Reserved, Who};
+use crate::admit::parse::parse;
+use crate::admit::view::RequestView;
 use crate::auth::AuthMethod;
-use crate::config::Config;
+use crate::config::{Config, PolicyMode};
 use crate::route::Router;
-use crate::s3::addressing::address;
-use crate::s3::{Operation, Query};
 
 /// Keys whose values change every second: shown as `<now>`.
 const VOLATILE: &[&str] = &["aws:currenttime", "aws:epochtime", "s3:signatureage"];
 
+/// A request as `explain` is given it.
+pub struct ExplainRequest<'a> {
+    pub principal: &'a str,
+    pub headers: &'a [String],
+    pub method: &'a str,
+    pub url: &'a str,
+    /// `s3gate:MultipartInitiator` to assume (self | other | unknown).
+    pub initiator: Option<&'a str>,
+}
+
+/// The decision only: `Ok(())` allowed, `Err` the S3 error code `serve`
+/// would answer with (used to compare `explain` with `serve`).
+pub fn verdict(
+    config: &Config,
+    set: Option<std::sync::Arc<PolicySet>>,
+    r: &ExplainRequest<'_>,
+) -> Result<Result<(), String>, String> {
+    let mut out = String::new();
+    run(config, set, r, &mut out)
+}
+
 pub fn explain(
     config: &Config,
-    set: &PolicySet,
-    principal: &str,
-    header_args: &[String],
-    method: &str,
-    url: &str,
+    set: std::sync::Arc<PolicySet>,
+    r: &ExplainRequest<'_>,
 ) -> Result<String, String> {
-    let (host, target) = match url.split_once("://") {
-        Some((_, rest)) => match rest.find('/') {
-            Some(i) => (Some(rest[..i].to_string()), rest[i..].to_string()),
-            None => (Some(rest.to_string()), "/".to_string()),
-        },
-        None => (None, url.to_string()),
-    };
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (target.clone(), None),
-    };
+    let mut out = String::new();
+    let _decided = run(config, Some(set), r, &mut out)?;
+    Ok(out)
+}
+
+fn headers_of(args: &[String]) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::new();
-    for h in header_args {
+    for h in args {
         let (n, v) = h
             .split_once(':')
             .ok_or_else(|| format!("header `{h}` must be `Name: value`"))?;
@@ -47,95 +62,174 @@ pub fn explain(
             HeaderValue::from_str(v.trim()).map_err(|_| format!("bad header value for `{n}`"))?;
         headers.append(name, value);
     }
+    Ok(headers)
+}
+
+fn reserved_of(config: &Config) -> Option<Reserved> {
+    let o = config.multipart.as_ref()?.ownership.as_ref()?;
+    (o.store == "s3").then(|| Reserved {
+        upstream: o.upstream.clone().unwrap_or_default(),
+        bucket: o.bucket.clone().unwrap_or_default(),
+        prefix: o
+            .prefix
+            .clone()
+            .unwrap_or_else(|| "s3gate/multipart-owners/".into()),
+    })
+}
+
+fn run(
+    config: &Config,
+    set: Option<std::sync::Arc<PolicySet>>,
+    r: &ExplainRequest<'_>,
+    out: &mut String,
+) -> Result<Result<(), String>, String> {
+    let (host, target) = match r.url.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => (Some(rest[..i].to_string()), rest[i..].to_string()),
+            None => (Some(rest.to_string()), "/".to_string()),
+        },
+        None => (None, r.url.to_string()),
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.clone(), None),
+    };
+    let headers = headers_of(r.headers)?;
+    let method = r.method.to_ascii_uppercase();
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or(host);
-    let q = Query::parse(query.as_deref()).ok_or("the query is not valid UTF-8")?;
-    let addr = address(host.as_deref(), &path, &config.hostnames).map_err(|e| e.message)?;
-    let copy = headers
-        .get("x-amz-copy-source")
-        .and_then(|v| v.to_str().ok());
-    let op = Operation::parse(&method.to_ascii_uppercase(), &addr, &q, copy)
-        .map_err(|e| format!("{}: {}", e.code.as_str(), e.message))?;
-    let router = Router::new(config)?;
-    let route = addr.bucket.as_deref().and_then(|b| router.route(b).ok());
-    let now = SystemTime::now();
-    let facts = Facts {
-        principal,
-        auth: (principal != "anonymous").then_some((AuthMethod::V4Header, now)),
+    let view = RequestView {
+        method: &method,
+        raw_path: &path,
+        raw_query: query.as_deref(),
+        host: host.as_deref(),
+        headers: &headers,
         source_ip: None,
         tls: None,
-        headers: &headers,
-        query: &q,
-        operation: &op,
-        upstream: route.as_ref().map(|r| r.upstream.name.as_str()),
-        owner: route.as_ref().and_then(|r| r.rules.owner.as_deref()),
-        initiator: match op {
-            Operation::UploadPart { .. }
-            | Operation::UploadPartCopy { .. }
-            | Operation::CompleteMultipartUpload { .. }
-            | Operation::AbortMultipartUpload { .. }
-            | Operation::ListParts { .. } => Some("unknown"),
-            _ => None,
-        },
     };
-    let keys = build(&facts, now);
-    let mut needs = actions::needs(&op, addr.bucket.as_deref(), addr.key.as_deref());
-    needs.extend(actions::header_needs(
-        &op,
-        &headers,
-        addr.bucket.as_deref(),
-        addr.key.as_deref(),
-    ));
-    let mut out = String::new();
+    let principal = r.principal;
     let _ = writeln!(out, "principal:  {principal}");
-    let _ = writeln!(out, "operation:  {} {:?}", op.name(), op);
+    let refuse = |out: &mut String, e: crate::s3::S3Error| {
+        let _ = writeln!(out, "refused:    {}: {}", e.code.as_str(), e.message);
+        let _ = writeln!(out, "decision:   Deny ({})", e.code.as_str());
+        Ok(Err(e.code.as_str().to_string()))
+    };
+    let parsed = match parse(&view, &config.hostnames) {
+        Ok(p) => p,
+        Err(e) => return refuse(out, e),
+    };
+    let req = &parsed.request;
+    let _ = writeln!(out, "operation:  {} {:?}", req.op.name(), req.op);
+    let router = Router::new(config)?;
+    let reserved = reserved_of(config);
+    let decider = Decider {
+        router: &router,
+        policies: set,
+        shadow: config.policies.mode == PolicyMode::Shadow,
+        reserved: reserved.as_ref(),
+    };
+    let routed = match decide::route(&decider, req) {
+        Ok(r) => r,
+        Err(e) => return refuse(out, e),
+    };
     let _ = writeln!(
         out,
         "upstream:   {}",
-        route
+        routed
+            .route
             .as_ref()
             .map_or("(none: bucket not routed)", |r| r.upstream.name.as_str())
     );
+    let now = SystemTime::now();
+    let anonymous = principal == "anonymous";
+    let payload = match headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(v) if !anonymous => {
+            crate::auth::PayloadMode::from_content_sha256(v).map_err(|e| e.message)?
+        }
+        _ => crate::auth::PayloadMode::Unsigned,
+    };
+    let content_length = match crate::admit::body::verified_length(&headers, &payload) {
+        Ok(l) => l,
+        Err(e) => return refuse(out, e),
+    };
+    let initiator = req.op.upload_id().map(|_| r.initiator.unwrap_or("unknown"));
+    let v = decide::decide(
+        &decider,
+        &Inputs {
+            view: &view,
+            request: req,
+            who: Who {
+                principal,
+                auth: (!anonymous).then_some((AuthMethod::V4Header, now)),
+            },
+            routed: &routed,
+            initiator,
+            content_length,
+            now,
+        },
+    );
     let _ = writeln!(out, "context:");
-    let mut sorted: Vec<_> = keys.iter().collect();
+    let mut sorted: Vec<_> = v.keys.iter().collect();
     sorted.sort();
-    for (k, v) in sorted {
+    for (k, val) in sorted {
         let shown = if VOLATILE.contains(&k.as_str()) {
             "<now>".to_string()
         } else {
-            v.join(", ")
+            val.join(", ")
         };
         let _ = writeln!(out, "  {k} = {shown}");
     }
-    for need in &needs {
-        let d = set.decide_one(principal, need, &keys);
-        let _ = writeln!(
-            out,
-            "needs {} on {}: {}",
-            need.action,
-            need.resource,
-            d.effect.as_str()
-        );
-        for (name, effect, verdict) in set.trace(principal, need, &keys) {
-            match verdict {
-                Ok(()) => {
-                    let _ = writeln!(out, "  MATCH    {name} ({})", effect.as_str());
-                }
-                Err(why) => {
-                    let _ = writeln!(out, "  no match {name} ({}): {why}", effect.as_str());
+    if let Some(set) = &decider.policies {
+        for need in &v.needs {
+            let d = set.decide_one(principal, need, &v.keys);
+            let _ = writeln!(
+                out,
+                "needs {} on {}: {}",
+                need.action,
+                need.resource,
+                d.effect.as_str()
+            );
+            for (name, effect, verdict) in set.trace(principal, need, &v.keys) {
+                match verdict {
+                    Ok(()) => {
+                        let _ = writeln!(out, "  MATCH    {name} ({})", effect.as_str());
+                    }
+                    Err(why) => {
+                        let _ = writeln!(out, "  no match {name} ({}): {why}", effect.as_str());
+                    }
                 }
             }
         }
     }
-    let d = set.decide(principal, &needs, &keys);
-    let by = if d.statements.is_empty() {
-        "no statement allows it (default deny)".to_string()
-    } else {
-        d.statements.join(", ")
+    if req.op == crate::s3::Operation::DeleteObjects {
+        let _ = writeln!(
+            out,
+            "note:       each key of a DeleteObjects body is decided on its own (s3:DeleteObject / s3:DeleteObjectVersion)"
+        );
+    }
+    if let Some(e) = v.refusal {
+        let by = match &v.decision {
+            Some(d) if !d.allowed() && !d.statements.is_empty() => d.statements.join(", "),
+            Some(d) if !d.allowed() => "no statement allows it (default deny)".to_string(),
+            _ => format!("{}: {}", e.code.as_str(), e.message),
+        };
+        let _ = writeln!(out, "decision:   Deny ({by})");
+        return Ok(Err(e.code.as_str().to_string()));
+    }
+    let by = match &v.decision {
+        Some(d) if v.shadow_denied => {
+            format!("shadow mode; policy says Deny: {}", d.statements.join(", "))
+        }
+        Some(d) => d.statements.join(", "),
+        None if req.op == crate::s3::Operation::DeleteObjects => "decided per key".to_string(),
+        None => "no policies: every signed request is allowed".to_string(),
     };
-    let _ = writeln!(out, "decision:   {} ({by})", d.effect.as_str());
-    Ok(out)
+    let _ = writeln!(out, "decision:   Allow ({by})");
+    Ok(Ok(()))
 }

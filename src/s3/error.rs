@@ -18,6 +18,7 @@ pub enum S3ErrorCode {
     InvalidBucketName,
     InvalidDigest,
     InvalidRequest,
+    KeyTooLongError,
     MalformedXML,
     MissingContentLength,
     MissingSecurityHeader,
@@ -49,6 +50,7 @@ impl S3ErrorCode {
             InvalidBucketName => "InvalidBucketName",
             InvalidDigest => "InvalidDigest",
             InvalidRequest => "InvalidRequest",
+            KeyTooLongError => "KeyTooLongError",
             MalformedXML => "MalformedXML",
             MissingContentLength => "MissingContentLength",
             MissingSecurityHeader => "MissingSecurityHeader",
@@ -78,7 +80,19 @@ impl S3ErrorCode {
             ServiceUnavailable | SlowDown => 503,
             BadGateway => 502,
             GatewayTimeout => 504,
-            _ => 400,
+            AuthorizationHeaderMalformed
+            | AuthorizationQueryParametersError
+            | BadDigest
+            | EntityTooLarge
+            | IncompleteBody
+            | InvalidArgument
+            | InvalidBucketName
+            | InvalidDigest
+            | InvalidRequest
+            | KeyTooLongError
+            | MalformedXML
+            | MissingSecurityHeader
+            | XAmzContentSHA256Mismatch => 400,
         }
     }
 }

@@ -49,6 +49,25 @@ pub fn decode_query_component(raw: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
+/// Query parameters that carry the client's authentication (SigV4 and
+/// SigV2 presigned URLs): never forwarded upstream, nor logged.
+pub fn is_auth_param(name: &str) -> bool {
+    matches!(
+        name,
+        "X-Amz-Algorithm"
+            | "X-Amz-Credential"
+            | "X-Amz-Date"
+            | "X-Amz-Expires"
+            | "X-Amz-SignedHeaders"
+            | "X-Amz-Signature"
+            | "X-Amz-Security-Token"
+            | "X-Amz-Content-Sha256"
+            | "AWSAccessKeyId"
+            | "Signature"
+            | "Expires"
+    )
+}
+
 /// A parsed query string, in the order received. Values are decoded; a
 /// parameter without `=` has an empty value and `has_value == false`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

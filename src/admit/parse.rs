@@ -1,0 +1,65 @@
+//! Stage 1: name the S3 operation. Addressing (path or virtual-hosted),
+//! the query, and the headers that must be unambiguous before anything
+//! else reads them.
+
+use super::view::RequestView;
+use crate::s3::addressing::address;
+use crate::s3::{err, Addressed, Query, S3ErrorCode, S3Request, S3Result};
+
+/// The request named, and its query as sent (the verifiers need it).
+pub struct Parsed {
+    pub request: S3Request,
+    pub query: Query,
+    pub addr: Addressed,
+}
+
+pub fn parse(view: &RequestView<'_>, hostnames: &[String]) -> S3Result<Parsed> {
+    let query = Query::parse(view.raw_query).ok_or_else(|| {
+        err(
+            S3ErrorCode::InvalidArgument,
+            "The query string is not valid UTF-8",
+        )
+    })?;
+    let addr = address(view.host, view.raw_path, hostnames)?;
+    check_headers(view.headers)?;
+    let copy_source = view.header("x-amz-copy-source");
+    let request = S3Request::parse(view.method, &addr, &query, copy_source)?;
+    Ok(Parsed {
+        request,
+        query,
+        addr,
+    })
+}
+
+/// Every `x-amz-*` header must be visible ASCII and appear once: a value
+/// the verifier and the re-signer would read differently, or a second
+/// copy the upstream might prefer, must not reach the upstream. The same
+/// holds for the framing headers the body stage relies on.
+fn check_headers(headers: &http::HeaderMap) -> S3Result<()> {
+    for name in headers.keys() {
+        let n = name.as_str();
+        let checked = n.starts_with("x-amz-")
+            || matches!(
+                n,
+                "host" | "content-length" | "content-md5" | "content-encoding" | "expect"
+            );
+        if !checked {
+            continue;
+        }
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(err(
+                S3ErrorCode::InvalidArgument,
+                format!("The header {n} appears more than once"),
+            ));
+        }
+        if first.is_some_and(|v| v.to_str().is_err()) {
+            return Err(err(
+                S3ErrorCode::InvalidArgument,
+                format!("The header {n} must be ASCII (encode non-ASCII metadata, e.g. RFC 2047)"),
+            ));
+        }
+    }
+    Ok(())
+}
