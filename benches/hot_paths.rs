@@ -12,7 +12,7 @@ use s3gate::auth::crypto::{hmac_sha256, signing_key, EMPTY_SHA256};
 use s3gate::auth::payload::BodyVerifier;
 use s3gate::auth::{sigv4, ChunkSigning, PayloadMode, Principal, Principals, RequestView, Secret};
 use s3gate::s3::addressing::address;
-use s3gate::s3::{Operation, Query};
+use s3gate::s3::{Query, S3Request};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
@@ -136,7 +136,7 @@ fn bench_operation(c: &mut Criterion) {
                 "partNumber=7&uploadId=2~abcdefghijklmnop&x-id=UploadPart",
             ))
             .expect("q");
-            Operation::parse("PUT", &a, &q, None).expect("op")
+            S3Request::parse("PUT", &a, &q, None).expect("op")
         })
     });
     let _ = SystemTime::now();

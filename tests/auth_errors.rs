@@ -254,7 +254,7 @@ async fn ambiguous_requests_are_refused() {
     let key = unique("smuggled");
     let r = send_signed(
         "PUT",
-        &format!("/{BUCKET}/{key}?torrent"),
+        &format!("/{BUCKET}/{key}?tagging"),
         vec![("x-amz-copy-source".into(), "/sdk/anything".into())],
     );
     assert_eq!(

@@ -77,6 +77,8 @@ fn explain_allowed_upload_part() {
             "tests/fixtures/cli/gateway.yaml",
             "--principal",
             "etl",
+            "--initiator",
+            "self",
             "-H",
             "x-amz-expected-bucket-owner: 111122223333",
             "PUT",

@@ -159,6 +159,20 @@ async fn metrics_count_known_traffic_and_probes_answer() {
         .await
         .expect("abort");
 
+    // Sub-resource operations are named in S3's words (whatever Garage
+    // answers to them).
+    let _ = alice
+        .get_object_tagging()
+        .bucket("ops")
+        .key(&key)
+        .send()
+        .await;
+    let _ = alice
+        .get_bucket_lifecycle_configuration()
+        .bucket("ops")
+        .send()
+        .await;
+
     let (status, m) = http_get(admin, "/metrics");
     assert_eq!(status, 200);
     assert_eq!(
@@ -169,6 +183,14 @@ async fn metrics_count_known_traffic_and_probes_answer() {
         1.0,
         "{m}"
     );
+    for op in ["GetObjectTagging", "GetBucketLifecycleConfiguration"] {
+        assert!(
+            m.contains(&format!("s3gate_requests_total{{operation=\"{op}\",")),
+            "{op}: {m}"
+        );
+    }
+    let log = gw.log();
+    assert!(log.contains("GetObjectTagging"), "{log}");
     assert_eq!(
         metric(
             &m,

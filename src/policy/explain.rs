@@ -219,6 +219,7 @@ fn run(
             Some(d) if !d.allowed() => "no statement allows it (default deny)".to_string(),
             _ => format!("{}: {}", e.code.as_str(), e.message),
         };
+        let _ = writeln!(out, "refused:    {}: {}", e.code.as_str(), e.message);
         let _ = writeln!(out, "decision:   Deny ({by})");
         return Ok(Err(e.code.as_str().to_string()));
     }

@@ -91,11 +91,14 @@ pub struct S3Request {
     /// The optional parameters the operation defines (`prefix`,
     /// `max-keys`, `response-content-type`, …), sorted by name; an empty
     /// value means "absent" to S3 and to the upstreams, so it is dropped.
-    pub params: Vec<(&'static str, String)>,
+    pub params: Params,
     /// `x-amz-request-payer` sent in the query (presigned URLs); it goes
     /// upstream as the header.
     pub payer_in_query: Option<String>,
 }
+
+/// Validated optional parameters, sorted by name.
+pub type Params = Vec<(&'static str, String)>;
 
 /// `response-*` overrides of GetObject and HeadObject.
 pub const RESPONSE_OVERRIDES: &[&str] = &[
@@ -477,10 +480,7 @@ impl Operation {
     }
 
     /// Check every query parameter against what the operation defines.
-    fn collect_params(
-        &self,
-        query: &Query,
-    ) -> S3Result<(Vec<(&'static str, String)>, Option<String>)> {
+    fn collect_params(&self, query: &Query) -> S3Result<(Params, Option<String>)> {
         let mut params = Vec::new();
         let mut payer = None;
         let defined = self.optional_params();
