@@ -132,6 +132,11 @@ fn check(path: &Path) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
+    if let Some(r) = s3gate::admit::decide::Reserved::from_config(&config) {
+        for w in r.warnings(&config) {
+            eprintln!("warning: {w}");
+        }
+    }
     let policies = match s3gate::state::load_policies(&config) {
         Ok(p) => p,
         Err(errors) => {

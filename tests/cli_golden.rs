@@ -103,3 +103,29 @@ fn repository_policies_pass_their_tests() {
         assert!(text.contains(" passed, 0 failed"), "{text}");
     }
 }
+
+#[test]
+fn check_warns_when_a_route_reaches_the_ownership_state() {
+    let dir = std::env::temp_dir().join(format!("s3gate-cli-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fixture =
+        std::fs::read_to_string(root().join("tests/fixtures/cli/gateway.yaml")).expect("fixture");
+    let config = fixture
+        .replace("paths: [policies]", "paths: []")
+        .replace(
+            "buckets:\n",
+            "buckets:\n  \"*\":\n    upstream: lab\n",
+        )
+        + "multipart:\n  ownership: { store: s3, upstream: lab, bucket: gw-state, prefix: owners/ }\n";
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, config).expect("config");
+    let (code, text) = run(&["check", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(
+            "bucket route `*` can reach the multipart ownership state (bucket `gw-state`"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("`analytics-raw` can reach"), "{text}");
+}

@@ -25,6 +25,39 @@ pub struct Reserved {
 }
 
 impl Reserved {
+    /// The ownership store of a config (`multipart.ownership`, store s3).
+    pub fn from_config(config: &crate::config::Config) -> Option<Reserved> {
+        let o = config.multipart.as_ref()?.ownership.as_ref()?;
+        (o.store == "s3").then(|| Reserved {
+            upstream: o.upstream.clone().unwrap_or_default(),
+            bucket: o.bucket.clone().unwrap_or_default(),
+            prefix: o
+                .prefix
+                .clone()
+                .unwrap_or_else(|| "s3gate/multipart-owners/".into()),
+        })
+    }
+
+    /// `s3gate check` warnings: bucket routes that lead to the state bucket.
+    /// Client requests there are refused anyway; a dedicated bucket, served
+    /// by no route, is the safer layout.
+    pub fn warnings(&self, config: &crate::config::Config) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, b) in &config.buckets {
+            if b.upstream != self.upstream {
+                continue;
+            }
+            let target = b.target.as_deref().unwrap_or(name);
+            if name == "*" || target == self.bucket {
+                out.push(format!(
+                    "bucket route `{name}` can reach the multipart ownership state (bucket `{}`, prefix `{}` on upstream `{}`): s3gate refuses client requests to it, but a bucket no route serves is safer",
+                    self.bucket, self.prefix, self.upstream
+                ));
+            }
+        }
+        out
+    }
+
     fn holds(&self, route: &Route) -> bool {
         route.upstream.name == self.upstream && route.target == self.bucket
     }

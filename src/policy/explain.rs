@@ -65,18 +65,6 @@ fn headers_of(args: &[String]) -> Result<HeaderMap, String> {
     Ok(headers)
 }
 
-fn reserved_of(config: &Config) -> Option<Reserved> {
-    let o = config.multipart.as_ref()?.ownership.as_ref()?;
-    (o.store == "s3").then(|| Reserved {
-        upstream: o.upstream.clone().unwrap_or_default(),
-        bucket: o.bucket.clone().unwrap_or_default(),
-        prefix: o
-            .prefix
-            .clone()
-            .unwrap_or_else(|| "s3gate/multipart-owners/".into()),
-    })
-}
-
 fn run(
     config: &Config,
     set: Option<std::sync::Arc<PolicySet>>,
@@ -124,7 +112,7 @@ fn run(
     let req = &parsed.request;
     let _ = writeln!(out, "operation:  {} {:?}", req.op.name(), req.op);
     let router = Router::new(config)?;
-    let reserved = reserved_of(config);
+    let reserved = Reserved::from_config(config);
     let decider = Decider {
         router: &router,
         policies: set,
