@@ -15,6 +15,9 @@ pub struct RequestCtx {
     pub arrived: std::time::SystemTime,
     /// `s3gate:MultipartInitiator` as decided for this request.
     pub initiator: Option<String>,
+    /// The principal that started the upload this request names (from the
+    /// ownership record), when it was looked up (audit `initiator`).
+    pub initiator_principal: Option<String>,
     /// Held while a part upload streams (an abort waits for it).
     pub part_guard: Option<crate::multipart::inflight::PartGuard>,
     /// A CompleteMultipartUpload answered 200 with an error document.
@@ -73,6 +76,7 @@ impl RequestCtx {
             started: Instant::now(),
             arrived: std::time::SystemTime::now(),
             initiator: None,
+            initiator_principal: None,
             part_guard: None,
             complete_error: false,
             operation: None,
