@@ -74,7 +74,8 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain of audit files, oldest first
-    /// (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`).
+    /// (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`), and that the newest
+    /// file reaches the record its head (`audit.jsonl.head`) names.
     Verify { files: Vec<PathBuf> },
 }
 
@@ -239,6 +240,9 @@ fn audit_verify(files: &[PathBuf]) -> ExitCode {
         return ExitCode::from(2);
     }
     let r = s3gate::audit::verify::verify(files);
+    for n in &r.notes {
+        println!("NOTE {n}");
+    }
     for t in &r.torn {
         println!("TORN {t}");
     }

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     pub aborts: Counter,
     pub audit_write: Histogram,
+    /// Audit records not written on purpose, by reason (`rate_limited`).
+    pub audit_dropped: Counter,
     pub in_flight: AtomicI64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
@@ -180,6 +182,24 @@ impl Metrics {
             &[],
             &self.audit_write,
         );
+        counter(
+            &mut out,
+            "s3gate_audit_records_dropped_total",
+            "Audit records not written, by reason (rate_limited: auth_failed records beyond the rate limit).",
+            &["reason"],
+            &self.audit_dropped,
+        );
+        if !self
+            .audit_dropped
+            .snapshot()
+            .iter()
+            .any(|(l, _)| l.first().map(String::as_str) == Some("rate_limited"))
+        {
+            let _ = writeln!(
+                out,
+                "s3gate_audit_records_dropped_total{{reason=\"rate_limited\"}} 0"
+            );
+        }
         let _ = writeln!(out, "# HELP s3gate_policy_reloads_total Policy reloads by result.\n# TYPE s3gate_policy_reloads_total counter");
         let _ = writeln!(
             out,
@@ -220,5 +240,22 @@ mod tests {
             t.contains("s3gate_upstream_latency_seconds_count{upstream=\"lab\"} 1"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn dropped_audit_records_are_counted() {
+        let m = Metrics::default();
+        let t = m.render();
+        assert!(
+            t.contains("s3gate_audit_records_dropped_total{reason=\"rate_limited\"} 0"),
+            "{t}"
+        );
+        m.audit_dropped.add(&["rate_limited"], 3);
+        let t = m.render();
+        assert!(
+            t.contains("s3gate_audit_records_dropped_total{reason=\"rate_limited\"} 3"),
+            "{t}"
+        );
+        assert_eq!(t.matches("s3gate_audit_records_dropped_total{").count(), 1);
     }
 }

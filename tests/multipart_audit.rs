@@ -177,6 +177,25 @@ async fn initiator_rule_across_replicas_and_the_audit_of_each_abort() {
         .await
         .expect("still there");
     assert_eq!(parts.parts().len(), 1);
+    // bob's key with a wrong secret: authentication fails, the attempt is audited.
+    let err = client(
+        &e.a.endpoint(),
+        "us-east-1",
+        BOB_KEY,
+        "not-bobs-secret",
+        true,
+    )
+    .abort_multipart_upload()
+    .bucket("mpa")
+    .key(&key)
+    .upload_id(&id)
+    .send()
+    .await
+    .expect_err("bad signature");
+    assert_eq!(
+        code(&err.into_service_error()),
+        Some("SignatureDoesNotMatch")
+    );
     // alice's abort through A: 204, and the upstream no longer knows the upload.
     as_user(&e.a, "alice")
         .abort_multipart_upload()
@@ -202,11 +221,14 @@ async fn initiator_rule_across_replicas_and_the_audit_of_each_abort() {
         .iter()
         .filter(|r| r["upload_id"] == id.as_str() && r["event"] == "AbortMultipartUpload")
         .collect();
-    assert_eq!(mine.len(), 2, "one record per abort attempt: {records:#?}");
+    assert_eq!(mine.len(), 3, "one record per abort attempt: {records:#?}");
+    // Every abort record names the upload's initiator by principal name.
+    for r in &mine {
+        assert_eq!(r["initiator"], "alice", "{r}");
+    }
     let denied = mine[0];
     assert_eq!(denied["principal"], "bob");
     assert_eq!(denied["access_key_id"], BOB_KEY);
-    assert_eq!(denied["initiator"], "other");
     assert_eq!(denied["outcome"], "denied");
     assert_eq!(denied["error"], "AccessDenied");
     assert_eq!(denied["decision"]["effect"], "Deny");
@@ -214,9 +236,12 @@ async fn initiator_rule_across_replicas_and_the_audit_of_each_abort() {
         denied["decision"]["statements"][0]["sid"],
         "OnlyInitiatorMayFinishOrAbort"
     );
-    let done = mine[1];
+    let failed = mine[1];
+    assert_eq!(failed["outcome"], "auth_failed");
+    assert_eq!(failed["principal"], serde_json::Value::Null);
+    assert_eq!(failed["access_key_id"], BOB_KEY);
+    let done = mine[2];
     assert_eq!(done["principal"], "alice");
-    assert_eq!(done["initiator"], "self");
     assert_eq!(done["outcome"], "aborted");
     assert_eq!(done["attempts"], 1);
     assert_eq!(done["parts_before"]["count"], 1);
@@ -244,13 +269,86 @@ async fn initiator_rule_across_replicas_and_the_audit_of_each_abort() {
     ] {
         assert!(done.get(field).is_some(), "field {field} present");
     }
-    let creates = records
+    let create = records
         .iter()
-        .filter(|r| r["event"] == "CreateMultipartUpload")
-        .count();
-    assert!(creates >= 1, "CreateMultipartUpload events are on");
+        .find(|r| r["event"] == "CreateMultipartUpload" && r["upload_id"] == id.as_str())
+        .expect("CreateMultipartUpload events are on");
+    assert_eq!(create["initiator"], "alice");
     let (ok, out) = verify(&[&audit]);
     assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn verify_uses_the_head_to_find_a_removed_last_record() {
+    let e = env();
+    let dir = e.dir.join("head");
+    let audit = dir.join("audit.jsonl");
+    let gw = gateway(&dir, "gw", &e.garage, &audit, "reject");
+    let key = unique("head/obj");
+    let alice = as_user(&gw, "alice");
+    let up = alice
+        .create_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id").to_string();
+    // bob of alice's upload: denied by the policy, audited naming alice.
+    let _ = as_user(&gw, "bob")
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("bob");
+    alice
+        .abort_multipart_upload()
+        .bucket("mpa")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("alice");
+    let records = audit_records(&audit);
+    let aborts: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["event"] == "AbortMultipartUpload")
+        .collect();
+    assert_eq!(aborts.len(), 2, "{records:#?}");
+    assert_eq!(aborts[0]["principal"], "bob");
+    assert_eq!(aborts[0]["outcome"], "denied");
+    assert!(
+        aborts.iter().all(|r| r["initiator"] == "alice"),
+        "{aborts:#?}"
+    );
+    let head: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("audit.jsonl.head")).expect("a head file"),
+    )
+    .expect("head JSON");
+    assert_eq!(head["seq"], aborts[1]["seq"]);
+    assert_eq!(head["hash"], aborts[1]["hash"]);
+    let (ok, out) = verify(&[&audit]);
+    assert!(ok && !out.contains("NOTE"), "{out}");
+    gw.stop();
+
+    // The ledger with its last record removed (and its head): what remains
+    // still chains, but the head says one more record was written.
+    let cut = dir.join("cut.jsonl");
+    let text = std::fs::read_to_string(&audit).expect("audit");
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&cut, lines[..lines.len() - 1].join("\n") + "\n").expect("write");
+    std::fs::copy(dir.join("audit.jsonl.head"), dir.join("cut.jsonl.head")).expect("head");
+    let (ok, out) = verify(&[&cut]);
+    assert!(!ok, "{out}");
+    let seq = head["seq"].as_u64().expect("seq");
+    assert!(
+        out.contains(&format!(
+            "cut.jsonl: 1 record(s) missing at the end (seq {seq})"
+        )),
+        "{out}"
+    );
 }
 
 #[tokio::test]

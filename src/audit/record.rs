@@ -1,8 +1,19 @@
 //! Audit records (spec/audit.md) and the hash chain that links them.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+/// Longest `user_agent` (and header values as sent) kept in a record, in bytes.
+pub const MAX_USER_AGENT: usize = 256;
+/// Longest `key` and `upload_id` kept in a record, in bytes.
+pub const MAX_KEY: usize = 1024;
+/// Appended to a value that was cut short.
+pub const TRUNCATION_MARK: &str = "\u{2026}";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct UpstreamInfo {
@@ -65,6 +76,92 @@ pub struct Event {
     pub outcome: String,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The fields cut short (`user_agent`, `key`, …), null when none was.
+    pub truncated: Option<Vec<String>>,
+    /// On an `auth_failed` record: how many `auth_failed` records the rate
+    /// limit dropped since the previous one written (null when none).
+    pub suppressed: Option<u64>,
+    /// Resolves `initiator` when the record is written (an ownership lookup
+    /// that needs an await); not part of the record.
+    #[serde(skip)]
+    pub resolve_initiator: Option<InitiatorLookup>,
+}
+
+type Lookup = dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync;
+
+/// A deferred lookup of the principal that started an upload.
+#[derive(Clone)]
+pub struct InitiatorLookup(Arc<Lookup>);
+
+impl InitiatorLookup {
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        InitiatorLookup(Arc::new(move || Box::pin(f())))
+    }
+
+    /// The initiator's principal name, or `None` when there is no record.
+    pub async fn resolve(&self) -> Option<String> {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for InitiatorLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InitiatorLookup")
+    }
+}
+
+/// Cut `s` to at most `max` bytes (at a char boundary, the mark included),
+/// ending it with `…`. Returns whether it was cut.
+pub fn truncate(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut end = max.saturating_sub(TRUNCATION_MARK.len());
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(TRUNCATION_MARK);
+    true
+}
+
+impl Event {
+    /// Bound the free-text fields a client controls: `user_agent` and the
+    /// header values as sent to 256 bytes, `key`, `upload_id` and `bucket`
+    /// to 1 KiB. Cut fields end in `…` and are named in `truncated`.
+    pub fn bound_free_text(&mut self) {
+        let mut cut = Vec::new();
+        let mut bound = |v: Option<&mut String>, max: usize, name: &str| {
+            if let Some(v) = v {
+                if truncate(v, max) {
+                    cut.push(name.to_string());
+                }
+            }
+        };
+        bound(self.user_agent.as_mut(), MAX_USER_AGENT, "user_agent");
+        bound(self.bucket.as_mut(), MAX_KEY, "bucket");
+        bound(self.key.as_mut(), MAX_KEY, "key");
+        bound(self.upload_id.as_mut(), MAX_KEY, "upload_id");
+        bound(
+            self.expected_bucket_owner
+                .as_mut()
+                .and_then(|h| h.sent.as_mut()),
+            MAX_USER_AGENT,
+            "expected_bucket_owner",
+        );
+        bound(
+            self.request_payer.as_mut().and_then(|h| h.sent.as_mut()),
+            MAX_USER_AGENT,
+            "request_payer",
+        );
+        if !cut.is_empty() {
+            self.truncated.get_or_insert_with(Vec::new).extend(cut);
+        }
+    }
 }
 
 /// The hash of a record: sha256(prev ‖ canonical record without `hash`).

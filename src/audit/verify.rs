@@ -1,10 +1,12 @@
 //! `s3gate audit verify FILE...`: the chain is whole, or the first line
-//! that was changed, removed, reordered or torn is named.
+//! that was changed, removed, reordered or torn is named. The newest file's
+//! head (`<file>.head`) tells whether records were removed from the end.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::head;
 use super::record::chain_hash;
 
 #[derive(Debug, Default)]
@@ -13,6 +15,8 @@ pub struct Report {
     pub problems: Vec<String>,
     /// Torn lines (a crash mid-write); the chain continues after them.
     pub torn: Vec<String>,
+    /// Remarks that do not fail the verification (no head file, …).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -26,17 +30,121 @@ struct Last {
     hash: String,
 }
 
+/// Where the chain stands while files are read.
+#[derive(Default)]
+struct Walk {
+    last: Option<Last>,
+    /// The seq the head names, and the hash found at that seq.
+    head_seq: Option<u64>,
+    at_head_seq: Option<String>,
+}
+
 /// Verify files given oldest first (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`).
+/// The head of the newest file (the current log) is checked too.
 pub fn verify(files: &[PathBuf]) -> Report {
     let mut report = Report::default();
-    let mut last: Option<Last> = None;
+    let newest = files.last();
+    let head = match newest.map(|f| head::read(f)) {
+        Some(Ok(Some(h))) => Some(h),
+        Some(Ok(None)) => {
+            if let Some(f) = newest {
+                report.notes.push(format!(
+                    "{}: no head file ({}); records removed from the end cannot be detected",
+                    f.display(),
+                    head::path_for(f).display()
+                ));
+            }
+            None
+        }
+        Some(Err(e)) => {
+            report.problems.push(e);
+            None
+        }
+        None => None,
+    };
+    let mut walk = Walk {
+        head_seq: head.as_ref().map(|h| h.seq),
+        ..Walk::default()
+    };
     for f in files {
-        verify_file(f, &mut last, &mut report);
+        verify_file(f, &mut walk, &mut report);
+    }
+    if let (Some(h), Some(f)) = (head, newest) {
+        check_head(f, &h, &walk, &mut report);
     }
     report
 }
 
-fn verify_file(path: &Path, last: &mut Option<Last>, report: &mut Report) {
+/// The log must reach the record its head names, with the same hash.
+fn check_head(file: &Path, h: &head::Head, walk: &Walk, report: &mut Report) {
+    let hp = head::path_for(file);
+    if !report.problems.is_empty() {
+        report.notes.push(format!(
+            "{}: not compared with the chain, which is already broken",
+            hp.display()
+        ));
+        return;
+    }
+    if h.file != head::file_name(file) {
+        report.notes.push(format!(
+            "{}: names the file {:?}; compared with {} anyway",
+            hp.display(),
+            h.file,
+            file.display()
+        ));
+    }
+    match &walk.last {
+        None => report.problems.push(format!(
+            "{}: the log has no whole record, but its head ({}) says the last record written was seq {}: records were removed",
+            file.display(),
+            hp.display(),
+            h.seq
+        )),
+        Some(l) if l.seq < h.seq => {
+            let missing = h.seq - l.seq;
+            let which = if missing == 1 {
+                format!("seq {}", h.seq)
+            } else {
+                format!("seq {}..={}", l.seq + 1, h.seq)
+            };
+            report.problems.push(format!(
+                "{}: {missing} record(s) missing at the end ({which}): the log ends at seq {} but its head ({}) says the last record written was seq {} (removed or truncated)",
+                file.display(),
+                l.seq,
+                hp.display(),
+                h.seq
+            ));
+        }
+        Some(_) => match &walk.at_head_seq {
+            Some(hash) if *hash == h.hash => {
+                if let Some(l) = &walk.last {
+                    if l.seq > h.seq {
+                        report.notes.push(format!(
+                            "{}: {} record(s) after the head's seq {} (the head was not updated after the last write: a crash?)",
+                            hp.display(),
+                            l.seq - h.seq,
+                            h.seq
+                        ));
+                    }
+                }
+            }
+            Some(_) => report.problems.push(format!(
+                "{}: record seq {} does not match the head's hash ({}): the record was replaced",
+                file.display(),
+                h.seq,
+                hp.display()
+            )),
+            None => report.problems.push(format!(
+                "{}: record seq {} named by the head ({}) is not in the files given",
+                file.display(),
+                h.seq,
+                hp.display()
+            )),
+        },
+    }
+}
+
+fn verify_file(path: &Path, walk: &mut Walk, report: &mut Report) {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) => {
@@ -91,7 +199,7 @@ fn verify_file(path: &Path, last: &mut Option<Last>, report: &mut Report) {
             ));
             return;
         }
-        if let Some(l) = last {
+        if let Some(l) = &walk.last {
             if prev != l.hash {
                 report.problems.push(format!("{at}: record seq {seq} does not follow the record before it (a record was removed, reordered or inserted)"));
                 return;
@@ -104,7 +212,10 @@ fn verify_file(path: &Path, last: &mut Option<Last>, report: &mut Report) {
                 return;
             }
         }
-        *last = Some(Last { seq, hash });
+        if walk.head_seq == Some(seq) {
+            walk.at_head_seq = Some(hash.clone());
+        }
+        walk.last = Some(Last { seq, hash });
         report.records += 1;
     }
 }

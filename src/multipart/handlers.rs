@@ -8,8 +8,10 @@ use bytes::Bytes;
 use pingora::proxy::Session;
 
 use super::abort::{self, Target};
-use super::ownership::Record;
-use crate::audit::record::{DecisionInfo, Event, HeaderRule, StatementRef, UpstreamInfo};
+use super::ownership::{Ownership, Record};
+use crate::audit::record::{
+    DecisionInfo, Event, HeaderRule, InitiatorLookup, StatementRef, UpstreamInfo,
+};
 use crate::context::RequestCtx;
 use crate::forward;
 use crate::s3::{err, Operation, S3Error, S3ErrorCode, S3Result};
@@ -112,6 +114,16 @@ pub async fn abort(
         upload_id,
         headers,
     };
+    // Named before the flow: a finished abort forgets the ownership record.
+    let initiator = match initiator(ctx, "AbortMultipartUpload") {
+        Initiator::Known(name) => name,
+        Initiator::LookUp if state.audit.is_some() => Some(
+            initiator_principal(&state.ownership, bucket, upload_id)
+                .await
+                .unwrap_or_else(|| "unknown".to_string()),
+        ),
+        Initiator::LookUp => None,
+    };
     let inflight_key = format!("{bucket}\n{upload_id}");
     let client_request = session.req_header().clone();
     let credentials = route.upstream.credentials.get().await?;
@@ -132,6 +144,8 @@ pub async fn abort(
         state.ownership.forget(bucket, upload_id).await;
     }
     let mut event = event(state, session, ctx, "AbortMultipartUpload", result.outcome);
+    event.initiator = initiator;
+    event.resolve_initiator = None;
     event.upstream = Some(upstream_info(ctx, Some(&result.reply)));
     event.parts_before = result.parts_before;
     event.attempts = result.attempts;
@@ -161,6 +175,71 @@ pub fn upstream_info(ctx: &RequestCtx, reply: Option<&Reply>) -> UpstreamInfo {
     }
 }
 
+/// What the record can say about the upload's initiator now.
+enum Initiator {
+    /// The principal's name, `unknown`, or null (no upload involved).
+    Known(Option<String>),
+    /// The ownership record has to be read (an await).
+    LookUp,
+}
+
+fn upload_id_of(ctx: &RequestCtx) -> Option<&str> {
+    match &ctx.operation {
+        Some(
+            Operation::AbortMultipartUpload { upload_id }
+            | Operation::CompleteMultipartUpload { upload_id }
+            | Operation::ListParts { upload_id }
+            | Operation::UploadPart { upload_id, .. }
+            | Operation::UploadPartCopy { upload_id, .. },
+        ) => Some(upload_id),
+        _ => None,
+    }
+}
+
+/// The audit `initiator` names the principal that started the upload
+/// (`unknown` without an ownership record), never the policy's `self` /
+/// `other`.
+fn initiator(ctx: &RequestCtx, kind: &str) -> Initiator {
+    let own_name = || ctx.principal.as_ref().map(|p| p.name.clone());
+    if let Some(name) = &ctx.initiator_principal {
+        return Initiator::Known(Some(name.clone()));
+    }
+    if kind == "CreateMultipartUpload" {
+        return Initiator::Known(own_name());
+    }
+    if ctx.bucket.is_none() || upload_id_of(ctx).is_none() {
+        return Initiator::Known(None);
+    }
+    match ctx.initiator.as_deref() {
+        Some("self") => match own_name() {
+            Some(name) => Initiator::Known(Some(name)),
+            None => Initiator::LookUp,
+        },
+        Some("unknown") => Initiator::Known(Some("unknown".to_string())),
+        // `other`, or not decided (authentication failed first).
+        _ => Initiator::LookUp,
+    }
+}
+
+/// The principal that started `upload_id`, if its record can be read.
+async fn initiator_principal(
+    ownership: &Ownership,
+    bucket: &str,
+    upload_id: &str,
+) -> Option<String> {
+    match ownership.lookup(bucket, upload_id).await {
+        Ok(r) => r.map(|r| r.principal.clone()),
+        Err(e) => {
+            tracing::warn!(
+                bucket,
+                "audit: the upload's initiator could not be looked up: {}",
+                e.message
+            );
+            None
+        }
+    }
+}
+
 /// The parts of an audit record every event kind shares.
 pub fn event(
     state: &GatewayState,
@@ -187,6 +266,21 @@ pub fn event(
             | Operation::ListParts { upload_id },
         ) => Some(upload_id.clone()),
         _ => None,
+    };
+    // Resolved when the record is written (`AuditLog::write` awaits it).
+    let (initiator, resolve_initiator) = match initiator(ctx, kind) {
+        Initiator::Known(name) => (name, None),
+        Initiator::LookUp => {
+            let ownership = state.ownership.clone();
+            let bucket = ctx.bucket.clone().unwrap_or_default();
+            let upload_id = upload_id_of(ctx).unwrap_or_default().to_string();
+            let lookup = InitiatorLookup::new(move || {
+                let (ownership, bucket, upload_id) =
+                    (ownership.clone(), bucket.clone(), upload_id.clone());
+                async move { initiator_principal(&ownership, &bucket, &upload_id).await }
+            });
+            (Some("unknown".to_string()), Some(lookup))
+        }
     };
     Event {
         time: crate::auth::time::format_rfc3339(ctx.arrived, true),
@@ -233,12 +327,15 @@ pub fn event(
             sent: header("x-amz-request-payer"),
             action: payer_action,
         }),
-        initiator: ctx.initiator.clone(),
+        initiator,
         parts_before: None,
         attempts: 0,
         parts_remaining: None,
         outcome: outcome.to_string(),
         error: ctx.error_code.map(str::to_string),
         duration_ms: ctx.started.elapsed().as_millis() as u64,
+        truncated: None,
+        suppressed: None,
+        resolve_initiator,
     }
 }
