@@ -2,16 +2,13 @@
 
 This module starts its own Garage (bucket ``analytics-raw``) and a gateway
 (plain HTTP only) whose ``policies.paths`` names a folder holding a copy of
-the example policy of the spec (``/work/shared/spec/policy.example.yaml``,
-or ``policies/egress/policy.yaml`` of this repository when the spec is not
-there). Principals ``etl`` and ``janitor`` call the gateway with boto3;
+the repository's egress example policy (``policies/egress/policy.yaml``). Principals ``etl`` and ``janitor`` call the gateway with boto3;
 every decision is checked by its effect upstream, through a client that
 talks to Garage directly. A second gateway with ``mode: shadow`` is started
 only for the shadow-mode test.
 
-``s3gate:MultipartInitiator`` is always ``unknown`` for now (the gateway
-does not track who started an upload yet), so the OnlyInitiator statement
-never fires and is not tested here.
+Uploads are started through the gateway, which records their initiator, so
+the fail-closed OnlyInitiator statement lets etl work on its own uploads.
 """
 from __future__ import annotations
 
@@ -42,7 +39,6 @@ ETL_SECRET = "etl-secret-000000000000000000000001"
 JANITOR_KEY = "AKIAJANITOR000000001"
 JANITOR_SECRET = "janitor-secret-00000000000000000001"
 
-SPEC_POLICY = Path("/work/shared/spec/policy.example.yaml")
 REPO_POLICY = REPO / "policies" / "egress" / "policy.yaml"
 
 DENIED_LINE = "access denied by policy"
@@ -92,7 +88,7 @@ class PolicyGateway:
 @pytest.fixture(scope="module")
 def policy_dir(session_dir):
     """A folder with a copy of the example policy, read at test time."""
-    src = SPEC_POLICY if SPEC_POLICY.exists() else REPO_POLICY
+    src = REPO_POLICY
     d = session_dir / "policies-example"
     d.mkdir()
     shutil.copyfile(src, d / src.name)

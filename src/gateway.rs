@@ -1,5 +1,5 @@
 //! The gateway as a pingora proxy. Each phase is a few lines calling one
-//! stage of the pipeline; the order is pingora's (pingora-notes.md):
+//! stage of the pipeline; the order is pingora's (docs/pingora-notes.md):
 //!
 //! request_filter        → admit: operation, authentication, decision, route, body setup
 //! upstream_peer         → where the route's upstream is

@@ -1,4 +1,4 @@
-//! Audit records (spec/audit.md) and the hash chain that links them.
+//! Audit records (docs/audit.md) and the hash chain that links them.
 
 use std::future::Future;
 use std::pin::Pin;

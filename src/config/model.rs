@@ -1,4 +1,4 @@
-//! The gateway configuration as users write it (spec/gateway.example.yaml).
+//! The gateway configuration as users write it (docs/gateway.example.yaml).
 //! Unknown keys are errors, never silently ignored.
 
 use std::path::PathBuf;

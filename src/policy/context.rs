@@ -1,4 +1,4 @@
-//! The request context keys policies see (policy.example.yaml).
+//! The request context keys policies see (docs/policy.example.yaml).
 
 use std::net::IpAddr;
 use std::time::SystemTime;

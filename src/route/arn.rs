@@ -1,6 +1,6 @@
 //! Bucket targets that are ARNs: S3 access points and S3 on Outposts
 //! access points. Each resolves to its own host and, for Outposts, the
-//! signing name `s3-outposts` (s3-wire.md).
+//! signing name `s3-outposts` (docs/s3-wire.md).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arn {

@@ -1,7 +1,7 @@
 //! Percent-encoding as S3's SigV4 canonical form wants it, and query parsing.
 //!
 //! S3 differs from other AWS services: the path is encoded once and never
-//! normalized, so `//`, `.` and `..` are part of the key (s3-wire.md).
+//! normalized, so `//`, `.` and `..` are part of the key (docs/s3-wire.md).
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
