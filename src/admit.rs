@@ -378,7 +378,7 @@ async fn prepare_body(
             // The client's checksum goes upstream in a trailer of our own
             // framing; the final chunk only leaves once the body verified.
             let r = Reframer::new(alg);
-            ctx.upstream_length = Some(r.encoded_length(decoded));
+            ctx.upstream_length = Some(r.encoded_length(decoded)?);
             ctx.decoded_length = Some(decoded);
             ctx.upstream_payload_hash = "STREAMING-UNSIGNED-PAYLOAD-TRAILER".into();
             ctx.reframer = Some(r);
