@@ -477,6 +477,43 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bodies_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        const ALPHABET: &[u8] = b"0123456789abcdefF;\r\n=:-xzchunk-signature";
+        for _ in 0..3000 {
+            let len = rng.gen_range(0..200);
+            let body: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.gen_bool(0.9) {
+                        ALPHABET[rng.gen_range(0..ALPHABET.len())]
+                    } else {
+                        rng.gen()
+                    }
+                })
+                .collect();
+            let declared = rng.gen_bool(0.5).then(|| rng.gen_range(0..64u64));
+            let signing = rng.gen_bool(0.3).then(doc_signing);
+            let trailer = rng.gen_bool(0.3).then_some("x-amz-checksum-crc32");
+            let Ok(mut d) = ChunkedDecoder::new(signing, trailer, declared) else {
+                continue;
+            };
+            let mut out = BytesMut::new();
+            let mut rest = &body[..];
+            let mut ok = true;
+            while !rest.is_empty() && ok {
+                let n = rng.gen_range(1..=rest.len());
+                ok = d.feed(&rest[..n], &mut out).is_ok();
+                rest = &rest[n..];
+            }
+            if ok {
+                let _ = d.finish();
+            }
+            assert!(declared.is_none_or(|l| d.decoded() <= l));
+        }
+    }
+
+    #[test]
     fn refuses_oversized_lines_and_junk() {
         let long = vec![b'f'; 5000];
         assert!(decode(&long, 100, None, None).is_err());

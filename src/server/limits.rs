@@ -413,6 +413,27 @@ mod tests {
     }
 
     #[test]
+    fn any_split_of_any_bytes_finds_the_same_end() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..3000 {
+            let len = rng.gen_range(0..60);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| [b'\r', b'\n', b'a', b':'][rng.gen_range(0..4)])
+                .collect();
+            let whole = end_of(&[&bytes]);
+            let mut pieces = Vec::new();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = rng.gen_range(1..=rest.len());
+                pieces.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(end_of(&pieces), whole, "{bytes:?}");
+        }
+    }
+
+    #[test]
     fn unfinished_heads_and_leading_empty_lines() {
         assert_eq!(
             end_of(&[b"GET /sdk/x HTTP/1.1\r\nHost: localhost\r\nX-Pad: aaaa"]),
