@@ -12,6 +12,8 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::auth::checksum::ChecksumAlgorithm;
+use crate::auth::payload::MAX_OBJECT_SIZE;
+use crate::s3::{S3Error, S3ErrorCode};
 
 /// Size of the chunks sent upstream.
 pub const CHUNK: usize = 64 * 1024;
@@ -31,6 +33,13 @@ fn b64_len(alg: ChecksumAlgorithm) -> u64 {
     }
 }
 
+fn too_large() -> S3Error {
+    S3Error::new(
+        S3ErrorCode::EntityTooLarge,
+        "Your proposed upload exceeds the maximum allowed object size (5 TiB).",
+    )
+}
+
 fn hex_len(n: u64) -> u64 {
     format!("{n:x}").len() as u64
 }
@@ -47,15 +56,23 @@ impl Reframer {
         self.trailer.header_name()
     }
 
-    /// The upstream Content-Length for `decoded` bytes of data.
-    pub fn encoded_length(&self, decoded: u64) -> u64 {
+    /// The upstream Content-Length for `decoded` bytes of data. A length no
+    /// S3 object can have (over 5 TiB) is refused rather than framed: the
+    /// arithmetic would otherwise wrap near 2^64 and announce a length the
+    /// verified body never matches.
+    pub fn encoded_length(&self, decoded: u64) -> Result<u64, S3Error> {
+        if decoded > MAX_OBJECT_SIZE {
+            return Err(too_large());
+        }
         let c = CHUNK as u64;
         let (full, rem) = (decoded / c, decoded % c);
-        let mut n = full * (hex_len(c) + 2 + c + 2);
+        let per_chunk = hex_len(c) + 2 + c + 2;
+        let mut n = full.checked_mul(per_chunk);
         if rem > 0 {
-            n += hex_len(rem) + 2 + rem + 2;
+            n = n.and_then(|n| n.checked_add(hex_len(rem) + 2 + rem + 2));
         }
-        n + 3 + self.trailer_name().len() as u64 + 1 + b64_len(self.trailer) + 2 + 2
+        let trailer = 3 + self.trailer_name().len() as u64 + 1 + b64_len(self.trailer) + 2 + 2;
+        n.and_then(|n| n.checked_add(trailer)).ok_or_else(too_large)
     }
 
     /// Frame `data`, appending whole chunks to `out`.
@@ -105,7 +122,11 @@ mod tests {
                 r.push(piece, &mut out);
             }
             r.finish(&sum.finish_base64(), &mut out);
-            assert_eq!(out.len() as u64, r.encoded_length(len as u64), "len {len}");
+            assert_eq!(
+                out.len() as u64,
+                r.encoded_length(len as u64).unwrap(),
+                "len {len}"
+            );
             let mut d =
                 ChunkedDecoder::new(None, Some("x-amz-checksum-crc64nvme"), Some(len as u64))
                     .unwrap();
@@ -113,6 +134,18 @@ mod tests {
             d.feed(&out, &mut back).unwrap();
             d.finish().unwrap();
             assert_eq!(&back[..], &data[..]);
+        }
+    }
+
+    #[test]
+    fn absurd_declared_lengths_are_refused_not_wrapped() {
+        let r = Reframer::new(ChecksumAlgorithm::Crc32);
+        // The largest object S3 stores still frames to an exact length.
+        let max = r.encoded_length(MAX_OBJECT_SIZE).unwrap();
+        assert!(max > MAX_OBJECT_SIZE);
+        for decoded in [MAX_OBJECT_SIZE + 1, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+            let e = r.encoded_length(decoded).unwrap_err();
+            assert_eq!(e.code, S3ErrorCode::EntityTooLarge, "{decoded}");
         }
     }
 }

@@ -1,11 +1,16 @@
 //! Building the pingora server from the config: one proxy service with a
-//! listener per `listen` entry.
+//! listener per `listen` entry, behind the connection limits of `limits`.
 
+mod limits;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::listening::Service;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -42,40 +47,88 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("no policies configured: every authenticated principal may do everything on the routed buckets"),
     }
-    let mut service = http_proxy_service_with_name(
+    let addresses: Vec<SocketAddr> = listen
+        .iter()
+        .filter_map(|l| l.address.parse().ok())
+        .collect();
+    let limits = state.config.limits;
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway {
             state: state.clone(),
         },
-        "s3gate",
+    );
+    let mut service = Service::new(
+        "s3gate".to_string(),
+        limits::Limited::new(proxy, limits, &addresses),
     );
     for l in &listen {
-        match &l.tls {
-            None => service.add_tcp(&l.address),
-            Some(tls) => service
-                .add_tls(
-                    &l.address,
-                    &tls.cert.to_string_lossy(),
-                    &tls.key.to_string_lossy(),
+        let endpoint = ListenerConfig::tcp(l.address.as_str());
+        let endpoint = match &l.tls {
+            None => endpoint.l4_buffer(read_buffer(false)),
+            Some(tls) => endpoint
+                .tls(
+                    TlsSettings::intermediate(
+                        &tls.cert.to_string_lossy(),
+                        &tls.key.to_string_lossy(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("TLS listener {}: {e}", l.address))?,
                 )
-                .map_err(|e| anyhow::anyhow!("TLS listener {}: {e}", l.address))?,
-        }
+                .l4_buffer(read_buffer(true)),
+        };
+        service.add_listener(endpoint);
         tracing::info!(address = %l.address, tls = l.tls.is_some(), "listening");
     }
     server.add_service(service);
     if let Some(admin) = &state.config.admin {
-        let mut svc = pingora::services::listening::Service::new(
+        let app = pingora::apps::http_app::HttpServer::new_app(crate::admin::Admin {
+            state: state.clone(),
+        });
+        let admin_address: Vec<SocketAddr> = admin.address.parse().into_iter().collect();
+        let mut svc = Service::new(
             "s3gate admin".to_string(),
-            pingora::apps::http_app::HttpServer::new_app(crate::admin::Admin {
-                state: state.clone(),
-            }),
+            limits::Limited::new(app, limits, &admin_address),
         );
-        svc.add_tcp(&admin.address);
+        svc.add_listener(ListenerConfig::tcp(admin.address.as_str()).l4_buffer(read_buffer(false)));
         tracing::info!(address = %admin.address, "admin listening (/healthz /readyz /metrics)");
         server.add_service(svc);
     }
+    let listeners = addresses.len() + usize::from(state.config.admin.is_some());
+    warn_if_too_few_files(limits.max_connections.saturating_mul(listeners));
     drain_on_sigterm(server.watch_execution_phase(), state.audit.clone());
     server.run_forever();
+}
+
+/// The read buffer in front of each client socket. pingora's default (64
+/// KiB per connection, kept for the connection's life) would let idle
+/// keep-alive connections pin most of a small pod's memory. Plain HTTP reads
+/// go straight into pingora's own head and body buffers, so they need none;
+/// TLS reads a record (up to 16 KiB) at a time, so one record's worth saves
+/// most of the system calls.
+fn read_buffer(tls: bool) -> L4BufferSettings {
+    L4BufferSettings::default().read(if tls { 16 * 1024 } else { 0 })
+}
+
+/// Each open connection is a file descriptor: say so at start when the
+/// process may not open as many as the connection limits allow.
+fn warn_if_too_few_files(connections: usize) {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+    // Upstream connections, the audit log and the policy watcher need some too.
+    let needed = connections.saturating_add(256);
+    if let Some(soft) = soft.filter(|&s| s < needed) {
+        tracing::warn!(
+            open_files = soft,
+            needed,
+            "the open-files limit is below what limits.max_connections allows: raise it (ulimit -n) or lower max_connections"
+        );
+    }
 }
 
 /// After SIGTERM, exit as soon as no request is in flight (the audit

@@ -150,7 +150,7 @@ pub async fn prepare(
             // The client's checksum goes upstream in a trailer of our own
             // framing; the final chunk only leaves once the body verified.
             let r = Reframer::new(alg);
-            framing.upstream_length = Some(r.encoded_length(decoded));
+            framing.upstream_length = Some(r.encoded_length(decoded)?);
             framing.reframed_decoded = Some(decoded);
             framing.payload_hash = "STREAMING-UNSIGNED-PAYLOAD-TRAILER".into();
             let plan = BodyPlan::Verify {

@@ -4,7 +4,7 @@
 //!
 //! Chunk signatures are chained to the client's seed signature, so they can
 //! never be forwarded after re-signing: the body is decoded here and the
-//! gateway frames it afresh (s3-wire.md). Data is streamed out as it is
+//! gateway frames it afresh (docs/s3-wire.md). Data is streamed out as it is
 //! decoded; the caller holds back the end of the body until `finish`
 //! succeeds, so a body that fails verification never completes upstream.
 
@@ -136,7 +136,10 @@ impl ChunkedDecoder {
                         c.update(data);
                     }
                     out.put_slice(data);
-                    self.decoded += n as u64;
+                    self.decoded = self
+                        .decoded
+                        .checked_add(n as u64)
+                        .ok_or_else(|| bad("more data than any object can hold"))?;
                     if self.decoded_length.is_some_and(|l| self.decoded > l) {
                         return Err(bad("more data than x-amz-decoded-content-length"));
                     }
@@ -192,7 +195,14 @@ impl ChunkedDecoder {
 
     /// Accumulate a CRLF-terminated line; None when more input is needed.
     fn take_line(&mut self, input: &mut &[u8]) -> Result<Option<Vec<u8>>, S3Error> {
-        match input.iter().position(|&b| b == b'\n') {
+        let newline = input.iter().position(|&b| b == b'\n');
+        // Refuse an over-long line before copying it, whatever the size of
+        // the piece of body it arrives in (+1: the CR before the LF).
+        let adding = newline.unwrap_or(input.len());
+        if self.line.len().saturating_add(adding) > MAX_LINE + 1 {
+            return Err(bad("line too long"));
+        }
+        match newline {
             Some(i) => {
                 self.line.extend_from_slice(&input[..i]);
                 *input = &input[i + 1..];
@@ -225,7 +235,21 @@ impl ChunkedDecoder {
         if size.is_empty() || size.len() > 16 {
             return Err(bad("invalid chunk size"));
         }
-        let size = u64::from_str_radix(size.trim(), 16).map_err(|_| bad("invalid chunk size"))?;
+        let size = size.trim();
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("invalid chunk size"));
+        }
+        let size = u64::from_str_radix(size, 16).map_err(|_| bad("invalid chunk size"))?;
+        // A chunk that cannot fit in the announced length is refused before
+        // any of its data is read.
+        let end = self.decoded.checked_add(size);
+        if end.is_none()
+            || self
+                .decoded_length
+                .is_some_and(|l| end.is_some_and(|e| e > l))
+        {
+            return Err(bad("chunk larger than x-amz-decoded-content-length allows"));
+        }
         if let Some(chain) = &mut self.chain {
             let sig = ext
                 .and_then(|e| e.trim().strip_prefix("chunk-signature="))
@@ -413,6 +437,80 @@ mod tests {
         let bad = b"b\r\nHello World\r\n0\r\nx-amz-checksum-crc32:i9aeUg==\r\n\r\n";
         let e = decode(bad, 3, None, Some("x-amz-checksum-crc32")).unwrap_err();
         assert_eq!(e.code, S3ErrorCode::BadDigest);
+    }
+
+    #[test]
+    fn absurd_chunk_sizes_are_refused_without_overflow() {
+        let mut out = BytesMut::new();
+        // Declared 5 bytes; a chunk of 2^64-1 bytes is refused at its header.
+        let mut d = ChunkedDecoder::new(None, None, Some(5)).unwrap();
+        let e = d.feed(b"ffffffffffffffff\r\nabc", &mut out).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::InvalidRequest);
+        assert!(out.is_empty());
+        // Without a declared length, the running total cannot wrap.
+        let mut d = ChunkedDecoder::new(None, None, None).unwrap();
+        d.decoded = u64::MAX - 1;
+        assert!(d.feed(b"ffffffffffffffff\r\n", &mut out).is_err());
+        // Signs, spaces and empty sizes are not hex numbers.
+        for h in [
+            &b"+5\r\n"[..],
+            b"-5\r\n",
+            b" \r\n",
+            b";chunk-signature=x\r\n",
+        ] {
+            let mut d = ChunkedDecoder::new(None, None, None).unwrap();
+            assert!(
+                d.feed(h, &mut out).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(h)
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines_are_refused_before_they_are_copied() {
+        let mut d = ChunkedDecoder::new(None, None, None).unwrap();
+        let mut out = BytesMut::new();
+        let big = vec![b'1'; 1 << 20];
+        assert!(d.feed(&big, &mut out).is_err());
+        assert!(d.line.capacity() < 1 << 20);
+    }
+
+    #[test]
+    fn arbitrary_bodies_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        const ALPHABET: &[u8] = b"0123456789abcdefF;\r\n=:-xzchunk-signature";
+        for _ in 0..3000 {
+            let len = rng.gen_range(0..200);
+            let body: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.gen_bool(0.9) {
+                        ALPHABET[rng.gen_range(0..ALPHABET.len())]
+                    } else {
+                        rng.gen()
+                    }
+                })
+                .collect();
+            let declared = rng.gen_bool(0.5).then(|| rng.gen_range(0..64u64));
+            let signing = rng.gen_bool(0.3).then(doc_signing);
+            let trailer = rng.gen_bool(0.3).then_some("x-amz-checksum-crc32");
+            let Ok(mut d) = ChunkedDecoder::new(signing, trailer, declared) else {
+                continue;
+            };
+            let mut out = BytesMut::new();
+            let mut rest = &body[..];
+            let mut ok = true;
+            while !rest.is_empty() && ok {
+                let n = rng.gen_range(1..=rest.len());
+                ok = d.feed(&rest[..n], &mut out).is_ok();
+                rest = &rest[n..];
+            }
+            if ok {
+                let _ = d.finish();
+            }
+            assert!(declared.is_none_or(|l| d.decoded() <= l));
+        }
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub enum Identity {
 }
 
 /// Authenticate a request. A presigned signature is checked before an
-/// Authorization header when both exist (s3-wire.md).
+/// Authorization header when both exist (docs/s3-wire.md).
 pub fn authenticate(
     req: &RequestView<'_>,
     addr: &Addressed,
@@ -271,19 +271,4 @@ pub fn authenticate(
 
 /// Query parameters that carry the client's authentication: they are never
 /// forwarded upstream (nor logged).
-pub fn is_auth_query_param(name: &str) -> bool {
-    matches!(
-        name,
-        "X-Amz-Algorithm"
-            | "X-Amz-Credential"
-            | "X-Amz-Date"
-            | "X-Amz-Expires"
-            | "X-Amz-SignedHeaders"
-            | "X-Amz-Signature"
-            | "X-Amz-Security-Token"
-            | "X-Amz-Content-Sha256"
-            | "AWSAccessKeyId"
-            | "Signature"
-            | "Expires"
-    )
-}
+pub use crate::s3::uri::is_auth_param as is_auth_query_param;

@@ -5,7 +5,7 @@
 //! (payload hash, chunk signatures, checksum). The upstream request has a
 //! fixed Content-Length, so an upstream that never receives that last piece
 //! never completes the object or part: a body that fails verification is
-//! never stored (pingora-notes.md, pingora issue #692).
+//! never stored (docs/pingora-notes.md, pingora issue #692).
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -15,6 +15,11 @@ use super::checksum::{Checksum, ChecksumAlgorithm};
 use super::chunked::ChunkedDecoder;
 use super::PayloadMode;
 use crate::s3::{err, S3Error, S3ErrorCode};
+
+/// The largest object S3 stores (5 TiB). A single request body is at most
+/// 5 GiB on AWS (PutObject, UploadPart), but some S3-compatible stores take
+/// larger single uploads, so only lengths no store accepts are refused here.
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
 
 enum Kind {
     Raw {
@@ -40,6 +45,12 @@ impl BodyVerifier {
         headers: &HeaderMap,
         expected: Option<u64>,
     ) -> Result<Self, S3Error> {
+        if expected.is_some_and(|l| l > MAX_OBJECT_SIZE) {
+            return Err(err(
+                S3ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed object size (5 TiB).",
+            ));
+        }
         let header_checksum = header_checksum(headers);
         let kind = match mode {
             PayloadMode::Unsigned => Kind::Raw {
@@ -96,7 +107,7 @@ impl BodyVerifier {
                 out.freeze()
             }
         };
-        self.received += out.len() as u64;
+        self.received = self.received.saturating_add(out.len() as u64);
         if !end_of_stream {
             if out.is_empty() {
                 return Ok(out);
@@ -198,6 +209,19 @@ mod tests {
         let (fwd, r) = run(&mut v, &[b"hel", b"lo ", b"worle"]);
         assert_eq!(r.unwrap_err().code, S3ErrorCode::XAmzContentSHA256Mismatch);
         assert!(fwd.len() < 11, "forwarded {} bytes", fwd.len());
+    }
+
+    #[test]
+    fn declared_lengths_beyond_s3_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-trailer", "x-amz-checksum-crc32".parse().unwrap());
+        for mode in [PayloadMode::Unsigned, PayloadMode::UnsignedTrailer] {
+            assert!(BodyVerifier::new(&mode, &h, Some(MAX_OBJECT_SIZE)).is_ok());
+            for len in [MAX_OBJECT_SIZE + 1, u64::MAX] {
+                let e = BodyVerifier::new(&mode, &h, Some(len)).err().unwrap();
+                assert_eq!(e.code, S3ErrorCode::EntityTooLarge);
+            }
+        }
     }
 
     #[test]

@@ -136,6 +136,34 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_dates_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let alphabet: Vec<char> = "0123456789TZ+-: ,GMTMonTueDecé".chars().collect();
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..40);
+            let s: String = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            let _ = parse_amz_date(&s);
+            let _ = parse_http_date(&s);
+        }
+        for s in [
+            "99991231T235959Z",
+            "00000101T000000Z",
+            "20131324T000000Z",
+            "2013052éT00000Z",
+        ] {
+            let _ = parse_amz_date(s);
+        }
+        // The latest dates either parser accepts still format.
+        let t = parse_amz_date("99991231T235959Z").unwrap();
+        assert_eq!(format_rfc3339(t, false), "9999-12-31T23:59:59Z");
+        let leap = parse_amz_date("99991231T235960Z").unwrap();
+        let _ = format_rfc3339(leap, true);
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(parse_amz_date("2013-05-24T00:00:00Z").is_none());
         assert!(parse_amz_date("20131324T000000Z").is_none());

@@ -1,6 +1,7 @@
 //! Loading and validating `gateway.yaml`: every problem at once, each with
 //! file:line:column and the offending line.
 
+pub mod limits;
 pub mod locate;
 pub mod model;
 
@@ -14,6 +15,7 @@ use serde_yaml::Value;
 
 use crate::auth::Secret;
 use crate::resign::credentials::Source;
+pub use limits::Limits;
 use locate::{locate, locate_field, Step};
 pub use model::*;
 
@@ -80,6 +82,8 @@ pub struct Config {
     pub log: LogConfig,
     pub gateway_name: String,
     pub timeouts: TimeoutsConfig,
+    /// What one client connection may cost (s3gate extension, `limits:`).
+    pub limits: Limits,
     pub threads: usize,
     /// After SIGTERM, how long in-flight requests may take (s3gate extension).
     pub shutdown_grace_secs: u64,
@@ -425,6 +429,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
     let timeouts: TimeoutsConfig = get("timeouts")
         .and_then(|v| cx.parse(&[k("timeouts")], v))
         .unwrap_or_default();
+    let limits = limits::limits(&mut cx, get("limits"));
     let threads: usize = get("threads")
         .and_then(|v| cx.parse(&[k("threads")], v))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -453,6 +458,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         log,
         gateway_name,
         timeouts,
+        limits,
         threads,
         shutdown_grace_secs,
         warnings: cx.warnings,
@@ -839,6 +845,65 @@ buckets:
             text[2]
         );
         assert!(text[2].contains("did you mean lab?"));
+    }
+
+    #[test]
+    fn limits_default_and_parse() {
+        let c = parse(Path::new("g.yaml"), GOOD).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(
+            c.limits.request_head_timeout,
+            std::time::Duration::from_secs(10)
+        );
+        let with = format!(
+            "{GOOD}limits:\n  request_head_timeout: 2s\n  max_header_bytes: 16KiB\n  max_connections: 100\n  idle_timeout: 1500ms\n"
+        );
+        let c = parse(Path::new("g.yaml"), &with).unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                request_head_timeout: std::time::Duration::from_secs(2),
+                max_header_bytes: 16 * 1024,
+                max_connections: 100,
+                idle_timeout: std::time::Duration::from_millis(1500),
+            }
+        );
+    }
+
+    #[test]
+    fn limits_errors_have_positions() {
+        let bad = format!(
+            "{GOOD}limits:\n  request_head_timeout: soon\n  max_header_bytes: 2GiB\n  max_connections: 0\n"
+        );
+        let errs = parse(Path::new("g.yaml"), &bad).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{text:#?}");
+        assert!(
+            text[0]
+                .starts_with("g.yaml:20:3: limits.request_head_timeout: `soon` is not a duration"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].starts_with("g.yaml:21:3: limits.max_header_bytes: `2GiB` is not a number"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].starts_with("g.yaml:22:3: limits.max_connections must be between 1 and"),
+            "{}",
+            text[2]
+        );
+        let unknown = format!("{GOOD}limits:\n  max_conections: 5\n");
+        let errs = parse(Path::new("g.yaml"), &unknown).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("g.yaml:20:3: limits: unknown field `max_conections`"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -295,5 +295,6 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "gateway_name",
     "timeouts",
+    "limits",
     "threads",
 ];

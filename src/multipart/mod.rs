@@ -18,7 +18,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
         _ => return None,
     })
 }

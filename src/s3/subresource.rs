@@ -536,6 +536,7 @@ pub fn sigv2_subresource(name: &str) -> bool {
                 | "versionId"
                 | "versioning"
                 | "versions"
+                | "select-type"
                 | "response-cache-control"
                 | "response-content-disposition"
                 | "response-content-encoding"
