@@ -20,6 +20,14 @@ const CLIENT_ONLY: &[&str] = &[
     "x-amz-content-sha256",
 ];
 
+/// Headers some servers read as "run another method": never forwarded,
+/// since the gateway's signature would vouch for them.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Headers that only describe aws-chunked framing.
 const CHUNKED_ONLY: &[&str] = &[
     "x-amz-decoded-content-length",
@@ -59,7 +67,7 @@ pub fn rewrite(
     let bad_header = |_| err(S3ErrorCode::InternalError, "invalid header value");
     req.insert_header("host", host.as_str())
         .map_err(bad_header)?;
-    for h in CLIENT_ONLY {
+    for h in CLIENT_ONLY.iter().chain(METHOD_OVERRIDES) {
         req.remove_header(*h);
     }
     let framing = &ctx.framing;

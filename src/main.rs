@@ -286,3 +286,8 @@ fn health(address: &str, path: &str) -> ExitCode {
         }
     }
 }
+
+/// mimalloc: glibc's malloc was about a fifth of the small-request profile
+/// (`perf`, 1 KiB GETs at 32 connections).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

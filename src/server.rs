@@ -30,6 +30,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         // ends the wait as soon as nothing is in flight.
         grace_period_seconds: Some(config.shutdown_grace_secs),
         graceful_shutdown_timeout_seconds: Some(5),
+        // One single-threaded runtime per thread: a connection, its request
+        // and its upstream call stay on one thread (no work-stealing hand
+        // offs between cores on the request path).
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -216,7 +216,9 @@ pub fn decide(d: &Decider<'_>, i: &Inputs<'_>) -> Verdict {
         upstream: route.map(|r| r.upstream.name.as_str()),
         owner: route.and_then(|r| r.rules.owner.as_deref()),
         initiator: i.initiator,
-        content_length: i.content_length,
+        // A copy's size is the source's, which the gateway does not know:
+        // the key is absent rather than the (empty) body's length.
+        content_length: i.content_length.filter(|_| req.op.copy_source().is_none()),
     };
     let mut v = Verdict {
         keys: crate::policy::context::build(&facts, i.now),

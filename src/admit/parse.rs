@@ -24,6 +24,13 @@ pub fn parse(view: &RequestView<'_>, hostnames: &[String]) -> S3Result<Parsed> {
     check_headers(view.headers)?;
     let copy_source = view.header("x-amz-copy-source");
     let request = S3Request::parse(view.method, &addr, &query, copy_source)?;
+    if request.payer_in_query.is_some() && view.header("x-amz-request-payer").is_some() {
+        // One value, decided and forwarded alike.
+        return Err(err(
+            S3ErrorCode::InvalidArgument,
+            "x-amz-request-payer is given both as a header and in the query",
+        ));
+    }
     Ok(Parsed {
         request,
         query,
@@ -36,6 +43,20 @@ pub fn parse(view: &RequestView<'_>, hostnames: &[String]) -> S3Result<Parsed> {
 /// copy the upstream might prefer, must not reach the upstream. The same
 /// holds for the framing headers the body stage relies on.
 fn check_headers(headers: &http::HeaderMap) -> S3Result<()> {
+    for (name, value) in headers {
+        // A value that is not UTF-8 would be read one way by the verifier
+        // (lossily) and sent another way; SigV2 reads a non-ASCII
+        // Content-Type or Content-MD5 as empty.
+        let n = name.as_str();
+        let ascii_only = matches!(n, "content-type" | "content-md5");
+        if std::str::from_utf8(value.as_bytes()).is_err() || (ascii_only && value.to_str().is_err())
+        {
+            return Err(err(
+                S3ErrorCode::InvalidArgument,
+                format!("The header {n} is not valid text"),
+            ));
+        }
+    }
     for name in headers.keys() {
         let n = name.as_str();
         let checked = n.starts_with("x-amz-")

@@ -215,6 +215,36 @@ pub fn header_needs(
     let has = |n: &str| headers.contains_key(n);
     let obj = object_arn(bucket.unwrap_or("*"), key.unwrap_or(""));
     let mut out = Vec::new();
+    if let CreateBucket = op {
+        // CreateBucket headers that configure more than the bucket (AWS:
+        // "CreateBucket" permissions).
+        let bucket_res = bucket_arn(bucket.unwrap_or("*"));
+        let mut on_bucket = |action| {
+            out.push(Need {
+                action,
+                resource: bucket_res.clone(),
+            })
+        };
+        if has("x-amz-acl")
+            || headers
+                .keys()
+                .any(|n| n.as_str().starts_with("x-amz-grant-"))
+        {
+            on_bucket("s3:PutBucketAcl");
+        }
+        if has("x-amz-object-ownership") {
+            on_bucket("s3:PutBucketOwnershipControls");
+        }
+        if headers
+            .get("x-amz-bucket-object-lock-enabled")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            on_bucket("s3:PutBucketObjectLockConfiguration");
+            on_bucket("s3:PutBucketVersioning");
+        }
+        return out;
+    }
     let mut need = |action| {
         out.push(Need {
             action,
@@ -337,5 +367,31 @@ mod tests {
         for a in KNOWN {
             assert_eq!(canonical(&a.to_ascii_lowercase()), Some(*a));
         }
+    }
+}
+
+#[cfg(test)]
+mod create_bucket_tests {
+    use super::*;
+
+    #[test]
+    fn create_bucket_headers_need_their_permissions() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-acl", "public-read".parse().unwrap());
+        h.insert("x-amz-object-ownership", "ObjectWriter".parse().unwrap());
+        h.insert("x-amz-bucket-object-lock-enabled", "true".parse().unwrap());
+        let got: Vec<&str> = header_needs(&Operation::CreateBucket, &h, Some("b"), None)
+            .iter()
+            .map(|n| n.action)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "s3:PutBucketAcl",
+                "s3:PutBucketOwnershipControls",
+                "s3:PutBucketObjectLockConfiguration",
+                "s3:PutBucketVersioning"
+            ]
+        );
     }
 }

@@ -151,6 +151,13 @@ pub fn parse(xml: &[u8]) -> S3Result<DeleteRequest> {
                             return Err(malformed("Object without Key"));
                         };
                         check_key(&key)?;
+                        // Other C0 controls cannot be written back as XML 1.0.
+                        if key
+                            .chars()
+                            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                        {
+                            return Err(malformed("a Key holds a control character"));
+                        }
                         out.objects.push(DeleteEntry { key, version_id });
                         At::Delete
                     }
@@ -305,6 +312,18 @@ mod tests {
             parse(many.as_bytes()).unwrap_err().code,
             S3ErrorCode::MalformedXML
         );
+    }
+
+    #[test]
+    fn line_ends_survive_the_round_trip() {
+        // An XML parser normalises raw CR LF to LF: the rendered body must
+        // name exactly the key that was decided.
+        let d = parse(b"<Delete><Object><Key>a&#13;&#10;b\tc</Key></Object></Delete>").unwrap();
+        assert_eq!(d.objects[0].key, "a\r\nb\tc");
+        let rendered = render(false, &d.objects.iter().collect::<Vec<_>>());
+        assert!(rendered.contains("a&#13;&#10;b&#9;c"), "{rendered}");
+        assert_eq!(parse(rendered.as_bytes()).unwrap(), d);
+        assert!(parse(b"<Delete><Object><Key>a&#1;b</Key></Object></Delete>").is_err());
     }
 
     #[test]

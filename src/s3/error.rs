@@ -153,6 +153,11 @@ pub fn xml_escape_into(out: &mut String, text: &str) {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // As references: an XML parser normalises raw line ends (a key
+            // `a\r\nb` would be read back as `a\nb`).
+            '\r' => out.push_str("&#13;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' => out.push_str("&#9;"),
             c => out.push(c),
         }
     }

@@ -490,6 +490,12 @@ impl Operation {
                 continue;
             }
             if name.eq_ignore_ascii_case("x-amz-request-payer") {
+                if payer.is_some() {
+                    return Err(err(
+                        S3ErrorCode::InvalidArgument,
+                        "The query parameter x-amz-request-payer appears more than once",
+                    ));
+                }
                 payer = Some(p.value.clone());
                 continue;
             }
