@@ -263,10 +263,17 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // pingora closes a connection whose response header is written
+        // before the request body was read — including `100 Continue`,
+        // which would cost every Expect: 100-continue client its
+        // connection. Only the final header may decide that.
+        session
+            .downstream_session
+            .set_close_on_response_before_downstream_finish(!resp.status.is_informational());
         if !resp.status.is_informational() {
             ctx.status = resp.status.as_u16();
             if let (Some(t), Some(r)) = (ctx.upstream_started.take(), &ctx.route) {

@@ -223,10 +223,15 @@ pub async fn send_continue(session: &mut Session) -> S3Result<bool> {
     }
     let h = pingora::http::ResponseHeader::build(100, Some(0))
         .map_err(|_| err(S3ErrorCode::InternalError, "cannot build 100 Continue"))?;
+    // Not a reason to close the connection (see gateway::response_filter).
     session
-        .write_response_header(Box::new(h), false)
-        .await
-        .map_err(|_| err(S3ErrorCode::IncompleteBody, "the client went away"))?;
+        .downstream_session
+        .set_close_on_response_before_downstream_finish(false);
+    let written = session.write_response_header(Box::new(h), false).await;
+    session
+        .downstream_session
+        .set_close_on_response_before_downstream_finish(true);
+    written.map_err(|_| err(S3ErrorCode::IncompleteBody, "the client went away"))?;
     Ok(true)
 }
 
