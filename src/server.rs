@@ -2,6 +2,7 @@
 //! listener per `listen` entry, behind the connection limits of `limits`.
 
 mod limits;
+mod port_zero;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,10 +52,15 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("no policies configured: every authenticated principal may do everything on the routed buckets"),
     }
-    let addresses: Vec<SocketAddr> = listen
-        .iter()
-        .filter_map(|l| l.address.parse().ok())
-        .collect();
+    // Port 0 is bound here, so the log and the connection limits know the port.
+    let mut sockets = Vec::new();
+    let mut bound = Vec::with_capacity(listen.len());
+    for l in &listen {
+        let (address, socket) = port_zero::bind(&l.address)?;
+        sockets.extend(socket.map(|s| (address.clone(), s)));
+        bound.push(address);
+    }
+    let addresses: Vec<SocketAddr> = bound.iter().filter_map(|a| a.parse().ok()).collect();
     let limits = state.config.limits;
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
@@ -66,8 +72,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         "s3gate".to_string(),
         limits::Limited::new(proxy, limits, &addresses),
     );
-    for l in &listen {
-        let endpoint = ListenerConfig::tcp(l.address.as_str());
+    for (l, address) in listen.iter().zip(&bound) {
+        let endpoint = ListenerConfig::tcp(address.as_str());
         let endpoint = match &l.tls {
             None => endpoint.l4_buffer(read_buffer(false)),
             Some(tls) => endpoint
@@ -81,21 +87,26 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 .l4_buffer(read_buffer(true)),
         };
         service.add_listener(endpoint);
-        tracing::info!(address = %l.address, tls = l.tls.is_some(), "listening");
+        tracing::info!(kind = %"s3", address = %address, tls = l.tls.is_some(), "listening");
     }
-    server.add_service(service);
+    server.add_service(port_zero::PreBound { service, sockets });
     if let Some(admin) = &state.config.admin {
         let app = pingora::apps::http_app::HttpServer::new_app(crate::admin::Admin {
             state: state.clone(),
         });
-        let admin_address: Vec<SocketAddr> = admin.address.parse().into_iter().collect();
+        let (address, socket) = port_zero::bind(&admin.address)?;
+        let admin_address: Vec<SocketAddr> = address.parse().into_iter().collect();
         let mut svc = Service::new(
             "s3gate admin".to_string(),
             limits::Limited::new(app, limits, &admin_address),
         );
-        svc.add_listener(ListenerConfig::tcp(admin.address.as_str()).l4_buffer(read_buffer(false)));
-        tracing::info!(address = %admin.address, "admin listening (/healthz /readyz /metrics)");
-        server.add_service(svc);
+        svc.add_listener(ListenerConfig::tcp(address.as_str()).l4_buffer(read_buffer(false)));
+        tracing::info!(kind = %"admin", address = %address, "listening (/healthz /readyz /metrics)");
+        let sockets = socket.map(|s| (address, s)).into_iter().collect();
+        server.add_service(port_zero::PreBound {
+            service: svc,
+            sockets,
+        });
     }
     let listeners = addresses.len() + usize::from(state.config.admin.is_some());
     warn_if_too_few_files(limits.max_connections.saturating_mul(listeners));

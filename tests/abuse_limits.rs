@@ -15,8 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_s3::primitives::ByteStream;
 use common::raw::{send, sha256_hex, Signer};
 use common::{
-    client, free_port, gateway_config, start_garage, start_gateway, wait_for_port, Garage, Gateway,
-    ALICE_KEY, ALICE_SECRET,
+    client, start_garage, Garage, Gateway, GatewayConfig, Limits, ALICE_KEY, ALICE_SECRET,
 };
 
 const BUCKET: &str = "abuse";
@@ -32,20 +31,13 @@ fn garage() -> &'static (PathBuf, Garage) {
     })
 }
 
-struct Gw {
-    gw: Gateway,
-    admin: u16,
-}
-
-/// A gateway of its own, with an admin listener and `limits` (YAML lines
-/// under `limits:`).
-fn gateway(name: &str, limits: &str) -> Gw {
+/// A gateway of its own (with its admin listener, as every test gateway)
+/// and `limits`.
+fn gateway(name: &str, limits: Limits) -> Gateway {
     let (dir, garage) = garage();
-    let (port, admin) = (free_port(), free_port());
-    let extra = format!("admin: {{ address: 127.0.0.1:{admin} }}\nlimits:\n{limits}");
-    let gw = start_gateway(&dir.join(name), port, &gateway_config(port, garage, &extra));
-    wait_for_port(admin, &gw.log_path);
-    Gw { gw, admin }
+    GatewayConfig::shared(garage)
+        .limits(limits)
+        .start(&dir.join(name))
 }
 
 /// The s3gate process serving `config` (tests start it through tether.py).
@@ -138,9 +130,9 @@ async fn half_sent_heads_cost_little_and_are_closed_at_the_deadline() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const HELD: usize = 1500;
     const DEADLINE: Duration = Duration::from_secs(3);
-    let g = gateway("heads", "  request_head_timeout: 3s\n");
-    let pid = gateway_pid(&g.gw.config_path);
-    let alice = client(&g.gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let g = gateway("heads", Limits::default().request_head_timeout("3s"));
+    let pid = gateway_pid(&g.config_path);
+    let alice = client(&g.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
     alice
         .put_object()
         .bucket(BUCKET)
@@ -151,7 +143,7 @@ async fn half_sent_heads_cost_little_and_are_closed_at_the_deadline() {
         .expect("put");
     let before = rss_kib(pid);
 
-    let port = g.gw.port;
+    let port = g.port;
     let written = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut holders = Vec::with_capacity(HELD);
@@ -250,11 +242,11 @@ async fn half_sent_heads_cost_little_and_are_closed_at_the_deadline() {
 
 #[test]
 fn oversized_heads_are_refused_with_an_s3_error() {
-    let g = gateway("big", "  max_header_bytes: 16KiB\n");
+    let g = gateway("big", Limits::default().max_header_bytes("16KiB"));
     let host = ("host".to_string(), "localhost".to_string());
     let big = ("x-pad".to_string(), "b".repeat(20 * 1024));
     let r = send(
-        g.gw.port,
+        g.port,
         "GET",
         &format!("/{BUCKET}/x"),
         &[host.clone(), big],
@@ -270,21 +262,15 @@ fn oversized_heads_are_refused_with_an_s3_error() {
     assert!(r.header("x-amz-request-id").is_some());
     // A head within the limit goes through to authentication as usual.
     let fits = ("x-pad".to_string(), "b".repeat(8 * 1024));
-    let r = send(
-        g.gw.port,
-        "GET",
-        &format!("/{BUCKET}/x"),
-        &[host, fits],
-        b"",
-    );
+    let r = send(g.port, "GET", &format!("/{BUCKET}/x"), &[host, fits], b"");
     assert_eq!(r.code().as_deref(), Some("AccessDenied"), "{}", r.body);
 }
 
 #[test]
 fn connections_beyond_the_listener_limit_are_refused_at_once() {
     const MAX: usize = 8;
-    let g = gateway("few", &format!("  max_connections: {MAX}\n"));
-    let port = g.gw.port;
+    let g = gateway("few", Limits::default().max_connections(MAX));
+    let port = g.port;
     let connect = || {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).ok();
@@ -298,7 +284,7 @@ fn connections_beyond_the_listener_limit_are_refused_at_once() {
         if head_bucket(&mut s, port) == 200 {
             held.push(s);
         } else {
-            // The readiness probe's connection may not be released yet.
+            // Not served: try again until the deadline.
             assert!(
                 Instant::now() < deadline,
                 "could not open {MAX} connections"
@@ -332,8 +318,8 @@ fn connections_beyond_the_listener_limit_are_refused_at_once() {
 
 #[test]
 fn idle_keepalive_connections_are_closed_after_the_idle_timeout() {
-    let g = gateway("idle", "  idle_timeout: 2s\n");
-    let port = g.gw.port;
+    let g = gateway("idle", Limits::default().idle_timeout("2s"));
+    let port = g.port;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     // Kept alive between requests…
@@ -353,8 +339,8 @@ fn idle_keepalive_connections_are_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn sigv2_presigned_with_absurd_expires_is_refused_and_the_gateway_keeps_serving() {
-    let g = gateway("sigv2", "  idle_timeout: 60s\n");
-    let port = g.gw.port;
+    let g = gateway("sigv2", Limits::default().idle_timeout("60s"));
+    let port = g.port;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -372,7 +358,7 @@ async fn sigv2_presigned_with_absurd_expires_is_refused_and_the_gateway_keeps_se
         assert!(r.body.contains(message), "{}", r.body);
     }
     // Still serving.
-    let alice = client(&g.gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let alice = client(&g.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
     alice
         .head_bucket()
         .bucket(BUCKET)
@@ -382,7 +368,7 @@ async fn sigv2_presigned_with_absurd_expires_is_refused_and_the_gateway_keeps_se
     // Nothing was left counted as in flight.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let v = metric(g.admin, "s3gate_in_flight_requests ");
+        let v = metric(g.admin_port, "s3gate_in_flight_requests ");
         if v == Some(0.0) {
             break;
         }

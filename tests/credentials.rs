@@ -8,17 +8,17 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    client, free_port, start_garage, start_gateway_with_env, unique, wait_for_port, Gateway,
-    ALICE_KEY, ALICE_SECRET,
+    client, free_port, start_garage, unique, AssumeRole, BucketRule, Credentials, Gateway,
+    GatewayConfig, Upstream, ALICE_KEY, ALICE_SECRET,
 };
 
 fn dir(name: &str) -> PathBuf {
@@ -48,28 +48,26 @@ fn isolated(extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
     env
 }
 
-fn config(port: u16, upstream: &str, credentials: &str) -> String {
-    format!(
-        r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-principals: [{{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}]
-upstreams:
-  up:
-    kind: s3-compatible
-    endpoint: "{upstream}"
-    region: garage
-    credentials: {credentials}
-buckets: {{ "*": {{ upstream: up }} }}
-"#
-    )
+fn config(upstream: &str, credentials: Credentials) -> GatewayConfig {
+    GatewayConfig::empty()
+        .principal("alice", ALICE_KEY, ALICE_SECRET)
+        .upstream(
+            "up",
+            Upstream::s3_compatible(upstream, credentials).region("garage"),
+        )
+        .bucket("*", BucketRule::upstream("up"))
 }
 
-fn gateway(name: &str, upstream: &str, credentials: &str, env: &[(&str, String)]) -> Gateway {
-    let port = free_port();
+fn gateway(
+    name: &str,
+    upstream: &str,
+    credentials: Credentials,
+    env: &[(&str, String)],
+) -> Gateway {
     let mut env = isolated(env);
     // The gateway must not inherit the test's own AWS variables.
     env.push(("AWS_PROFILE", "default".into()));
-    start_gateway_with_env(&dir(name), port, &config(port, upstream, credentials), &env)
+    config(upstream, credentials).start_with_env(&dir(name), &env)
 }
 
 async fn round_trip(gw: &Gateway, bucket: &str) {
@@ -104,7 +102,7 @@ async fn environment_credentials() {
     let gw = gateway(
         "env",
         &g.endpoint,
-        "aws-default-chain",
+        Credentials::default_chain(),
         &[
             ("AWS_ACCESS_KEY_ID", g.access_key_id.clone()),
             ("AWS_SECRET_ACCESS_KEY", g.secret_access_key.clone()),
@@ -129,7 +127,7 @@ async fn shared_profile_credentials() {
     let gw = gateway(
         "profile",
         &g.endpoint,
-        "aws-default-chain",
+        Credentials::default_chain(),
         &[("AWS_SHARED_CREDENTIALS_FILE", file.display().to_string())],
     );
     round_trip(&gw, "creds-profile").await;
@@ -198,15 +196,39 @@ fn moto() -> (Child, String) {
         .map(|v| v.join("bin/moto_server"))
         .filter(|b| b.exists())
         .expect("moto_server not found: run .ci/setup");
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto");
-    wait_for_port(port, Path::new("/dev/null"));
-    (child, format!("http://127.0.0.1:{port}"))
+    // moto cannot report the port of a port-0 bind: a free port, and
+    // another one if moto could not bind it.
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto");
+        if listening(port, &mut child) {
+            return (child, format!("http://127.0.0.1:{port}"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("moto_server did not start");
+}
+
+/// Whether `child` comes to accept connections on `port` (false: it exited
+/// first, or 30 s passed).
+fn listening(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child.try_wait().ok().flatten().is_none();
+        }
+        std::thread::sleep(Duration::from_millis(20)); // readiness poll interval
+    }
+    false
 }
 
 struct Kill(Child);
@@ -233,7 +255,12 @@ async fn assume_role_against_moto_sts() {
     let (m, sts) = moto();
     let _m = Kill(m);
     let (up, seen) = recorder();
-    let creds = "{ assume_role: { role_arn: \"arn:aws:iam::123456789012:role/s3gate-egress\", external_id: \"ext-1\", session_name: gw, source: aws-default-chain } }";
+    let creds = Credentials::assume_role(AssumeRole {
+        role_arn: "arn:aws:iam::123456789012:role/s3gate-egress".into(),
+        external_id: Some("ext-1".into()),
+        session_name: Some("gw".into()),
+        source: Some("aws-default-chain".into()),
+    });
     let gw = gateway(
         "assume",
         &up,
@@ -272,7 +299,7 @@ async fn web_identity_against_moto_sts() {
     let gw = gateway(
         "webid",
         &up,
-        "aws-default-chain",
+        Credentials::default_chain(),
         &[
             (
                 "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -389,7 +416,7 @@ async fn imdsv2_short_lived_credentials_refresh_while_requests_flow() {
     let gw = gateway(
         "imds",
         &up,
-        "aws-default-chain",
+        Credentials::default_chain(),
         &[
             ("AWS_EC2_METADATA_DISABLED", "false".into()),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint),
@@ -448,7 +475,7 @@ async fn ecs_container_credentials() {
     let gw = gateway(
         "ecs",
         &up,
-        "aws-default-chain",
+        Credentials::default_chain(),
         &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", ecs())],
     );
     put_through(&gw).await;

@@ -41,26 +41,24 @@ Statement:
       NumericGreaterThan: { s3gate:ContentLength: "1000" }
 "#;
 
-fn config(port: u16, garage: &Garage) -> String {
-    format!(
-        r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-hostnames: [localhost]
-principals:
-  - {{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}
-  - {{ name: bob, access_key_id: {BOB_KEY}, secret_access_key: {BOB_SECRET} }}
-upstreams:
-  garage: {{ kind: s3-compatible, endpoint: "{ep}", region: garage, credentials: {{ access_key_id: {ak}, secret_access_key: {sk} }} }}
-buckets:
-  owned: {{ upstream: garage, target: parity, owner: "111122223333", expected_bucket_owner: require }}
-  nopayer: {{ upstream: garage, target: parity, request_payer: deny }}
-  "*": {{ upstream: garage }}
-policies: {{ paths: [policy.yaml] }}
-"#,
-        ep = garage.endpoint,
-        ak = garage.access_key_id,
-        sk = garage.secret_access_key,
-    )
+fn config(garage: &Garage) -> GatewayConfig {
+    GatewayConfig::new(garage)
+        .hostnames(&["localhost"])
+        .alice_and_bob()
+        .bucket(
+            "owned",
+            BucketRule::upstream("garage")
+                .target("parity")
+                .owner("111122223333", "require"),
+        )
+        .bucket(
+            "nopayer",
+            BucketRule::upstream("garage")
+                .target("parity")
+                .request_payer("deny"),
+        )
+        .bucket("*", BucketRule::upstream("garage"))
+        .policy(POLICY)
 }
 
 /// One row: who, method, target, headers, body length.
@@ -298,11 +296,8 @@ fn explain_decides_as_serve_does() {
     let dir = std::env::temp_dir().join(format!("s3gate-parity-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let garage = start_garage(&dir, &["parity"]);
-    let port = free_port();
-    let gw_dir = dir.join("gw");
-    std::fs::create_dir_all(&gw_dir).expect("dir");
-    std::fs::write(gw_dir.join("policy.yaml"), POLICY).expect("policy");
-    let gw = start_gateway(&gw_dir, port, &config(port, &garage));
+    let gw = config(&garage).start(&dir.join("gw"));
+    let port = gw.port;
     let mut mismatches = Vec::new();
     let mut allowed = 0;
     for row in ROWS {

@@ -11,16 +11,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::raw::{send, sha256_hex, Signer};
-use common::{free_port, start_gateway, ALICE_KEY, ALICE_SECRET};
+use common::{
+    BucketRule, ClosedPort, Credentials, GatewayConfig, Upstream, ALICE_KEY, ALICE_SECRET,
+};
 
 const NORMAL: u8 = 0;
 const RESET_RESPONSE: u8 = 1;
 const SLOW: u8 = 2;
 const RESET_REQUEST: u8 = 3;
 
-/// A stand-in upstream whose behaviour the test switches.
-fn upstream(port: u16, mode: Arc<AtomicU8>) {
-    let l = TcpListener::bind(("127.0.0.1", port)).expect("bind upstream");
+/// A stand-in upstream whose behaviour the test switches; its port.
+fn upstream(mode: Arc<AtomicU8>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+    let port = l.local_addr().expect("addr").port();
+    serve_on(l, mode);
+    port
+}
+
+/// Serve `l` as the stand-in upstream.
+fn serve_on(l: TcpListener, mode: Arc<AtomicU8>) {
     std::thread::spawn(move || {
         for conn in l.incoming().flatten() {
             let mode = mode.clone();
@@ -80,18 +89,19 @@ fn gateway(upstream_port: u16) -> common::Gateway {
         "s3gate-faults-{}-{upstream_port}",
         std::process::id()
     ));
-    let port = free_port();
-    let config = format!(
-        r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-principals: [{{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}]
-upstreams:
-  flaky: {{ kind: s3-compatible, endpoint: "http://127.0.0.1:{upstream_port}", region: us-east-1, credentials: {{ access_key_id: a, secret_access_key: b }} }}
-buckets: {{ "*": {{ upstream: flaky }} }}
-timeouts: {{ connect_secs: 2, read_secs: 1, idle_secs: 5 }}
-"#
-    );
-    start_gateway(&dir, port, &config)
+    GatewayConfig::empty()
+        .principal("alice", ALICE_KEY, ALICE_SECRET)
+        .upstream(
+            "flaky",
+            Upstream::s3_compatible(
+                format!("http://127.0.0.1:{upstream_port}"),
+                Credentials::keys("a", "b"),
+            )
+            .region("us-east-1"),
+        )
+        .bucket("*", BucketRule::upstream("flaky"))
+        .timeouts(2, 1, 5)
+        .start(&dir)
 }
 
 fn request(gw: &common::Gateway, method: &str, body: &[u8]) -> (common::raw::Response, Duration) {
@@ -117,8 +127,9 @@ fn request(gw: &common::Gateway, method: &str, body: &[u8]) -> (common::raw::Res
 
 #[test]
 fn upstream_down_then_back() {
-    let up = free_port();
-    let gw = gateway(up);
+    // Bound but not listening: connections are refused.
+    let up = ClosedPort::new();
+    let gw = gateway(up.port());
     let (r, took) = request(&gw, "GET", b"");
     assert_eq!(
         (r.status, r.code().as_deref()),
@@ -132,16 +143,15 @@ fn upstream_down_then_back() {
         r.body
     );
     let mode = Arc::new(AtomicU8::new(NORMAL));
-    upstream(up, mode);
+    serve_on(up.listen(), mode);
     let (r, _) = request(&gw, "GET", b"");
     assert_eq!(r.status, 200, "the next request succeeds: {}", r.body);
 }
 
 #[test]
 fn upstream_too_slow_then_fast() {
-    let up = free_port();
     let mode = Arc::new(AtomicU8::new(SLOW));
-    upstream(up, mode.clone());
+    let up = upstream(mode.clone());
     let gw = gateway(up);
     let (r, took) = request(&gw, "GET", b"");
     assert_eq!(
@@ -160,9 +170,8 @@ fn upstream_too_slow_then_fast() {
 
 #[test]
 fn upstream_reset_during_the_request_body() {
-    let up = free_port();
     let mode = Arc::new(AtomicU8::new(RESET_REQUEST));
-    upstream(up, mode.clone());
+    let up = upstream(mode.clone());
     let gw = gateway(up);
     let (r, _) = request(&gw, "PUT", &vec![b'z'; 4 << 20]);
     assert_eq!(
@@ -177,9 +186,8 @@ fn upstream_reset_during_the_request_body() {
 
 #[test]
 fn upstream_reset_during_the_response_is_never_a_complete_success() {
-    let up = free_port();
     let mode = Arc::new(AtomicU8::new(RESET_RESPONSE));
-    upstream(up, mode.clone());
+    let up = upstream(mode.clone());
     let gw = gateway(up);
     let (r, _) = request(&gw, "GET", b"");
     // The 200 header may already be out; the body must then end short of

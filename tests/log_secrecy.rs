@@ -10,22 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use common::{
-    client, free_port, gateway_config, start_garage, start_gateway_with_env, unique, Gateway,
-    ALICE_KEY, ALICE_SECRET,
-};
+use common::{client, start_garage, unique, Gateway, GatewayConfig, ALICE_KEY, ALICE_SECRET};
 
 const FORGED: &str = "2030-01-01T00:00:00.000000Z  INFO s3gate::access: FORGED-LINE principal=root";
 
-fn gateway(dir: &Path, name: &str, garage: &common::Garage, extra: &str) -> Gateway {
-    let port = free_port();
+fn gateway(dir: &Path, name: &str, config: GatewayConfig) -> Gateway {
     // Production level: info for everything, pingora's crates included.
-    start_gateway_with_env(
-        &dir.join(name),
-        port,
-        &gateway_config(port, garage, extra),
-        &[("S3GATE_LOG", "info".to_string())],
-    )
+    config.start_with_env(&dir.join(name), &[("S3GATE_LOG", "info".to_string())])
 }
 
 /// A presigned PUT whose body is broken off: headers announce 1 MiB, 100 KiB
@@ -138,10 +129,14 @@ async fn no_secret_in_any_log_line_and_no_forged_line() {
     let dir = std::env::temp_dir().join(format!("s3gate-logsecrecy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let garage = start_garage(&dir, &["sdk"]);
-    let human = gateway(&dir, "human", &garage, "");
+    let human = gateway(&dir, "human", GatewayConfig::shared(&garage));
     check(&human).await;
     human.stop();
-    let json = gateway(&dir, "json", &garage, "log: { format: json }\n");
+    let json = gateway(
+        &dir,
+        "json",
+        GatewayConfig::shared(&garage).log_format("json"),
+    );
     check(&json).await;
     json.stop();
     // Every line of the JSON log is still JSON.

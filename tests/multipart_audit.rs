@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    client, code, data, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
-    ALICE_SECRET, BOB_KEY, BOB_SECRET,
+    client, code, data, start_garage, unique, Audit, BucketRule, Garage, Gateway, GatewayConfig,
+    ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
 const POLICY: &str = r#"Version: "2012-10-17"
@@ -36,41 +36,25 @@ struct Env {
     b: Gateway,
 }
 
-fn config(port: u16, garage: &Garage, audit: &Path, on_failure: &str) -> String {
-    format!(
-        r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-gateway_name: gw-{port}
-principals:
-  - {{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}
-  - {{ name: bob, access_key_id: {BOB_KEY}, secret_access_key: {BOB_SECRET} }}
-upstreams:
-  garage: {{ kind: s3-compatible, endpoint: "{ep}", region: garage, credentials: {{ access_key_id: {ak}, secret_access_key: {sk} }} }}
-buckets:
-  mpa: {{ upstream: garage }}
-policies: {{ paths: [policies] }}
-multipart:
-  ownership: {{ store: s3, upstream: garage, bucket: state, prefix: owners/ }}
-  abort: {{ drain_in_flight: 10s, verify: true, max_attempts: 5 }}
-audit:
-  path: {audit}
-  events: [AbortMultipartUpload, CreateMultipartUpload]
-  fsync: always
-  on_failure: {on_failure}
-"#,
-        ep = garage.endpoint,
-        ak = garage.access_key_id,
-        sk = garage.secret_access_key,
-        audit = audit.display()
-    )
+fn config(garage: &Garage, audit: &Path, on_failure: &str) -> GatewayConfig {
+    GatewayConfig::new(garage)
+        // Each gateway process under its own name.
+        .gateway_name(&unique("gw"))
+        .alice_and_bob()
+        .bucket("mpa", BucketRule::upstream("garage"))
+        .policy(POLICY)
+        .ownership_s3("garage", "state", "owners/")
+        .abort("10s", true, 5)
+        .audit(
+            Audit::new(audit)
+                .events(&["AbortMultipartUpload", "CreateMultipartUpload"])
+                .fsync("always")
+                .on_failure(on_failure),
+        )
 }
 
 fn gateway(dir: &Path, name: &str, garage: &Garage, audit: &Path, on_failure: &str) -> Gateway {
-    let d = dir.join(name);
-    std::fs::create_dir_all(d.join("policies")).expect("dir");
-    std::fs::write(d.join("policies/p.yaml"), POLICY).expect("policy");
-    let port = free_port();
-    start_gateway(&d, port, &config(port, garage, audit, on_failure))
+    config(garage, audit, on_failure).start(&dir.join(name))
 }
 
 fn env() -> &'static Env {

@@ -6,14 +6,14 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use common::raw::Signer;
 use common::{
-    client, code, data, free_port, start_garage, start_gateway, unique, wait_for_port, Garage,
+    client, code, data, http_get, start_garage, unique, Audit, BucketRule, Garage, GatewayConfig,
     ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
@@ -38,29 +38,19 @@ Statement:
       StringEquals: { s3gate:MultipartInitiator: other }
 "#;
 
-fn config(port: u16, admin: u16, garage: &Garage, dir: &Path) -> String {
-    format!(
-        r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-principals:
-  - {{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}
-  - {{ name: bob, access_key_id: {BOB_KEY}, secret_access_key: {BOB_SECRET} }}
-upstreams:
-  garage: {{ kind: s3-compatible, endpoint: "{ep}", region: garage, credentials: {{ access_key_id: {ak}, secret_access_key: {sk} }} }}
-buckets:
-  ops: {{ upstream: garage }}
-policies: {{ paths: [{pol}] }}
-multipart:
-  ownership: {{ store: s3, upstream: garage, bucket: opstate, prefix: owners/ }}
-audit: {{ path: {audit}, fsync: always, on_failure: reject }}
-admin: {{ address: 127.0.0.1:{admin} }}
-"#,
-        ep = garage.endpoint,
-        ak = garage.access_key_id,
-        sk = garage.secret_access_key,
-        pol = dir.join("policies").display(),
-        audit = dir.join(format!("audit-{port}.jsonl")).display(),
-    )
+/// A gateway named `name`: policies from `dir/policies`, its audit log
+/// `dir/audit-<name>.jsonl`.
+fn config(garage: &Garage, dir: &Path, name: &str) -> GatewayConfig {
+    GatewayConfig::new(garage)
+        .alice_and_bob()
+        .bucket("ops", BucketRule::upstream("garage"))
+        .policy_dir(dir.join("policies"))
+        .ownership_s3("garage", "opstate", "owners/")
+        .audit(
+            Audit::new(dir.join(format!("audit-{name}.jsonl")))
+                .fsync("always")
+                .on_failure("reject"),
+        )
 }
 
 fn setup(name: &str) -> (PathBuf, Garage) {
@@ -69,24 +59,6 @@ fn setup(name: &str) -> (PathBuf, Garage) {
     std::fs::write(dir.join("policies/p.yaml"), POLICY).expect("policy");
     let garage = start_garage(&dir, &["ops", "opstate"]);
     (dir, garage)
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        status,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
 }
 
 fn metric(text: &str, line_start: &str) -> f64 {
@@ -100,9 +72,8 @@ fn metric(text: &str, line_start: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_known_traffic_and_probes_answer() {
     let (dir, garage) = setup("metrics");
-    let (port, admin) = (free_port(), free_port());
-    let gw = start_gateway(&dir, port, &config(port, admin, &garage, &dir));
-    wait_for_port(admin, &gw.log_path);
+    let gw = config(&garage, &dir, "metrics").start(&dir);
+    let admin = gw.admin_port;
     assert_eq!(http_get(admin, "/healthz").0, 200);
     assert_eq!(http_get(admin, "/readyz").0, 200);
     let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
@@ -234,26 +205,12 @@ async fn metrics_count_known_traffic_and_probes_answer() {
     );
 }
 
-fn spawn_direct(dir: &Path, port: u16, config: &str) -> Child {
-    let path = dir.join(format!("gw-{port}.yaml"));
-    std::fs::write(&path, config).expect("config");
-    let log = std::fs::File::create(dir.join(format!("gw-{port}.log"))).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_s3gate"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn");
-    wait_for_port(port, &dir.join(format!("gw-{port}.log")));
-    child
-}
-
 #[tokio::test]
 async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
     let (dir, garage) = setup("sigterm");
-    let (port, admin) = (free_port(), free_port());
-    let mut child = spawn_direct(&dir, port, &config(port, admin, &garage, &dir));
+    // Started directly: the signal goes to the gateway, its status is ours.
+    let gw = config(&garage, &dir, "sigterm").start_direct(&dir);
+    let port = gw.port;
     // An abort first, so the audit log has something to verify.
     let alice = client(
         &format!("http://127.0.0.1:{port}"),
@@ -284,7 +241,7 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
 
     let key = unique("term/big");
     let len: u64 = 256 << 20;
-    let pid = child.id();
+    let pid = gw.pid();
     let key2 = key.clone();
     let upload = std::thread::spawn(move || {
         let target = format!("/ops/{key2}");
@@ -342,7 +299,7 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
+        if let Some(s) = gw.try_wait() {
             break s;
         }
         assert!(
@@ -367,7 +324,7 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
         .await
         .expect("stored upstream");
     assert_eq!(head.content_length(), Some(len as i64));
-    let audit = dir.join(format!("audit-{port}.jsonl"));
+    let audit = dir.join("audit-sigterm.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_s3gate"))
         .args(["audit", "verify"])
         .arg(&audit)
@@ -384,14 +341,7 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
 async fn three_replicas_share_uploads_and_the_initiator_rule() {
     let (dir, garage) = setup("replicas");
     let gws: Vec<common::Gateway> = (0..3)
-        .map(|i| {
-            let (port, admin) = (free_port(), free_port());
-            start_gateway(
-                &dir.join(format!("r{i}")),
-                port,
-                &config(port, admin, &garage, &dir),
-            )
-        })
+        .map(|i| config(&garage, &dir, &format!("r{i}")).start(&dir.join(format!("r{i}"))))
         .collect();
     let alice: Vec<_> = gws
         .iter()

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    client, code, free_port, start_garage, start_gateway, unique, Garage, Gateway, ALICE_KEY,
-    ALICE_SECRET, BOB_KEY, BOB_SECRET,
+    client, code, start_garage, unique, BucketRule, Credentials, Garage, Gateway, GatewayConfig,
+    Upstream, ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
 const OWNER: &str = "111122223333";
@@ -86,44 +86,39 @@ fn env() -> &'static Env {
     static E: OnceLock<Env> = OnceLock::new();
     E.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("s3gate-policies-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("policies")).expect("dir");
-        std::fs::write(dir.join("policies/main.yaml"), POLICY).expect("policy");
+        std::fs::create_dir_all(&dir).expect("dir");
         let garage = start_garage(&dir, &["pol", "rules"]);
         let (rec_port, recorded) = recorder();
-        let port = free_port();
-        let config = format!(
-            r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-principals:
-  - {{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}
-  - {{ name: bob, access_key_id: {BOB_KEY}, secret_access_key: {BOB_SECRET} }}
-upstreams:
-  garage:
-    kind: s3-compatible
-    endpoint: {ep}
-    region: garage
-    credentials: {{ access_key_id: {ak}, secret_access_key: {sk} }}
-  recorder:
-    kind: s3-compatible
-    endpoint: http://127.0.0.1:{rec_port}
-    region: us-east-1
-    credentials: {{ access_key_id: R, secret_access_key: r }}
-buckets:
-  pol: {{ upstream: garage }}
-  owner-enforce: {{ upstream: garage, target: rules, owner: "{OWNER}", expected_bucket_owner: enforce }}
-  owner-require: {{ upstream: garage, target: rules, owner: "{OWNER}", expected_bucket_owner: require }}
-  owner-inject: {{ upstream: recorder, target: recorded, owner: "{OWNER}", expected_bucket_owner: inject }}
-  payer-deny: {{ upstream: garage, target: rules, request_payer: deny }}
-  payer-require: {{ upstream: garage, target: rules, request_payer: require }}
-policies:
-  paths: [policies]
-"#,
-            ep = garage.endpoint,
-            ak = garage.access_key_id,
-            sk = garage.secret_access_key
-        );
-        let gateway = start_gateway(&dir, port, &config);
-        Env { garage, gateway, recorded, _dir: dir }
+        let rules = || BucketRule::upstream("garage").target("rules");
+        let gateway = GatewayConfig::new(&garage)
+            .alice_and_bob()
+            .upstream(
+                "recorder",
+                Upstream::s3_compatible(
+                    format!("http://127.0.0.1:{rec_port}"),
+                    Credentials::keys("R", "r"),
+                )
+                .region("us-east-1"),
+            )
+            .bucket("pol", BucketRule::upstream("garage"))
+            .bucket("owner-enforce", rules().owner(OWNER, "enforce"))
+            .bucket("owner-require", rules().owner(OWNER, "require"))
+            .bucket(
+                "owner-inject",
+                BucketRule::upstream("recorder")
+                    .target("recorded")
+                    .owner(OWNER, "inject"),
+            )
+            .bucket("payer-deny", rules().request_payer("deny"))
+            .bucket("payer-require", rules().request_payer("require"))
+            .policy_file("main.yaml", POLICY)
+            .start(&dir);
+        Env {
+            garage,
+            gateway,
+            recorded,
+            _dir: dir,
+        }
     })
 }
 

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{client, free_port, start_garage, start_gateway, unique, ALICE_KEY, ALICE_SECRET};
+use common::{
+    client, start_garage, unique, BucketRule, Credentials, GatewayConfig, Secret, Upstream,
+    ALICE_KEY, ALICE_SECRET,
+};
 
 const ALLOW: &str = r#"Version: "2012-10-17"
 Statement:
@@ -72,19 +75,11 @@ async fn edits_reload_within_two_seconds_and_broken_edits_keep_the_old_policies(
     std::fs::create_dir_all(&pol).expect("dir");
     configmap(&pol, "v1", ALLOW);
     let garage = start_garage(&dir, &["rld"]);
-    let port = free_port();
-    let config = format!(
-        r#"listen: [{{ address: 127.0.0.1:{port} }}]
-region: us-east-1
-principals: [{{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {ALICE_SECRET} }}]
-upstreams:
-  garage: {{ kind: s3-compatible, endpoint: "{}", region: garage, credentials: {{ access_key_id: {}, secret_access_key: {} }} }}
-buckets: {{ "*": {{ upstream: garage }} }}
-policies: {{ paths: [policies] }}
-"#,
-        garage.endpoint, garage.access_key_id, garage.secret_access_key
-    );
-    let gw = start_gateway(&dir, port, &config);
+    let gw = GatewayConfig::new(&garage)
+        .principal("alice", ALICE_KEY, ALICE_SECRET)
+        .bucket("*", BucketRule::upstream("garage"))
+        .policy_dir("policies")
+        .start(&dir);
     let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
     assert!(put_allowed(&alice).await);
 
@@ -121,17 +116,27 @@ policies: {{ paths: [policies] }}
     assert!(took < Duration::from_secs(2), "reload took {took:?}");
 }
 
+/// alice (with `key`) in front of an upstream `u` nobody answers at; the
+/// secrets come from `$HOME`.
+fn unreachable_upstream(key: &str) -> GatewayConfig {
+    GatewayConfig::empty()
+        .principal("alice", key, Secret::env("HOME"))
+        .upstream(
+            "u",
+            Upstream::s3_compatible(
+                "http://127.0.0.1:1",
+                Credentials::keys("a", Secret::env("HOME")),
+            ),
+        )
+        .bucket("*", BucketRule::upstream("u"))
+}
+
 #[test]
 fn broken_policy_stops_the_gateway_at_start_with_every_error() {
     let dir = std::env::temp_dir().join(format!("s3gate-badstart-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("policies")).expect("dir");
-    std::fs::write(dir.join("policies/p.yaml"), "Version: \"2012-10-17\"\nStatement:\n  - Effect: Alow\n    Principal: nobody\n    Action: s3:GetObjekt\n").expect("write");
-    let cfg = dir.join("g.yaml");
-    std::fs::write(
-        &cfg,
-        "listen: [{ address: 127.0.0.1:1 }]\nregion: us-east-1\nprincipals: [{ name: alice, access_key_id: AKIAA, secret_access_key: { env: HOME } }]\nupstreams: { u: { kind: s3-compatible, endpoint: \"http://127.0.0.1:1\", credentials: { access_key_id: a, secret_access_key: { env: HOME } } } }\nbuckets: { \"*\": { upstream: u } }\npolicies: { paths: [policies] }\n",
-    )
-    .expect("cfg");
+    let cfg = unreachable_upstream("AKIAA")
+        .policy("Version: \"2012-10-17\"\nStatement:\n  - Effect: Alow\n    Principal: nobody\n    Action: s3:GetObjekt\n")
+        .write(&dir);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3gate"))
         .args(["serve", "--config"])
         .arg(&cfg)
@@ -153,36 +158,22 @@ fn broken_policy_stops_the_gateway_at_start_with_every_error() {
 #[test]
 fn sighup_reloads() {
     let dir = std::env::temp_dir().join(format!("s3gate-sighup-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("policies")).expect("dir");
-    std::fs::write(dir.join("policies/p.yaml"), ALLOW).expect("policy");
-    let port = free_port();
-    let cfg = dir.join("g.yaml");
-    std::fs::write(
-        &cfg,
-        format!("listen: [{{ address: 127.0.0.1:{port} }}]\nregion: us-east-1\nprincipals: [{{ name: alice, access_key_id: {ALICE_KEY}, secret_access_key: {{ env: HOME }} }}]\nupstreams: {{ u: {{ kind: s3-compatible, endpoint: \"http://127.0.0.1:1\", credentials: {{ access_key_id: a, secret_access_key: {{ env: HOME }} }} }} }}\nbuckets: {{ \"*\": {{ upstream: u }} }}\npolicies: {{ paths: [policies] }}\n"),
-    )
-    .expect("cfg");
-    let log = dir.join("gw.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_s3gate"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
-    common::wait_for_port(port, &log);
+    // Started directly, so that the signal goes to the gateway.
+    let gw = unreachable_upstream(ALICE_KEY)
+        .policy(ALLOW)
+        .start_direct(&dir);
     let _ = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &gw.pid().to_string()])
         .status();
     let start = Instant::now();
     let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = gw.log();
         if text.contains("policies reloaded") || start.elapsed() > Duration::from_secs(5) {
             break text;
         }
         std::thread::sleep(Duration::from_millis(50)); // poll interval
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    gw.stop();
     assert!(
         text.contains("policies reloaded") && text.contains("SIGHUP"),
         "{text}"

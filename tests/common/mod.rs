@@ -1,18 +1,26 @@
 //! The real parts for integration tests: Garage on loopback (through
-//! tests/support/garage.py), the s3gate binary in front of it, and
-//! aws-sdk-s3 clients for both. Ports are picked free; readiness is polled.
+//! tests/support/garage.py), the s3gate binary in front of it, configured
+//! with [`GatewayConfig`], and aws-sdk-s3 clients for both. Gateways listen
+//! on port 0 and report their ports in their log; readiness is `/readyz`.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod raw;
 
-use std::io::{BufRead, BufReader, Write};
+// Not every test file uses every part.
+#[allow(unused_imports)]
+pub use config::{
+    AssumeRole, Audit, BucketRule, Credentials, GatewayConfig, Limits, Secret, Upstream,
+};
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials as SdkCredentials, Region};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
 
 pub const ALICE_KEY: &str = "AKIAALICE00000000001";
@@ -31,11 +39,20 @@ pub struct Garage {
     _child: Child,
 }
 
+/// A running gateway. Its ports are the ones it reports at start (it
+/// listens on port 0); it was ready (`/readyz` 200) when it was returned.
 pub struct Gateway {
+    /// The S3 listener's port.
     pub port: u16,
+    /// The admin listener's port (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_port: u16,
+    /// The S3 listener serves TLS.
+    pub tls: bool,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
     child: Mutex<Child>,
+    /// Started through tests/support/tether.py (else directly).
+    tethered: bool,
 }
 
 pub struct Env {
@@ -44,9 +61,44 @@ pub struct Env {
     pub dir: PathBuf,
 }
 
+/// A free port, by binding port 0 and letting it go: racy, so only for
+/// third-party servers that cannot report the port of a port-0 bind.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 0");
     l.local_addr().expect("addr").port()
+}
+
+/// A port bound but not listening: connections to it are refused (an
+/// upstream that is down) until [`ClosedPort::listen`] (it is back).
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let s = tokio::net::TcpSocket::new_v4().expect("socket");
+        s.set_reuseaddr(true).expect("reuseaddr");
+        s.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+            .expect("bind 0");
+        ClosedPort(s)
+    }
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("addr").port()
+    }
+    /// Start listening on the port (a blocking std listener).
+    pub fn listen(self) -> TcpListener {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        let l = {
+            let _in = rt.enter();
+            self.0
+                .listen(128)
+                .and_then(|l| l.into_std())
+                .expect("listen")
+        };
+        l.set_nonblocking(false).expect("blocking");
+        l
+    }
 }
 
 fn repo() -> PathBuf {
@@ -81,110 +133,223 @@ pub fn start_garage(dir: &Path, buckets: &[&str]) -> Garage {
     }
 }
 
-pub fn gateway_config(port: u16, garage: &Garage, extra: &str) -> String {
-    format!(
-        r#"listen:
-  - address: 127.0.0.1:{port}
-region: us-east-1
-hostnames: [s3.local.test, localhost]
-gateway_name: test-gateway
-principals:
-  - name: alice
-    access_key_id: {ALICE_KEY}
-    secret_access_key: {ALICE_SECRET}
-  - name: bob
-    access_key_id: {BOB_KEY}
-    secret_access_key: {BOB_SECRET}
-upstreams:
-  garage:
-    kind: s3-compatible
-    endpoint: {ep}
-    region: garage
-    addressing: path
-    credentials:
-      access_key_id: {ak}
-      secret_access_key: {sk}
-buckets:
-  visible:
-    upstream: garage
-    target: renamed
-  "*":
-    upstream: garage
-{extra}"#,
-        ep = garage.endpoint,
-        ak = garage.access_key_id,
-        sk = garage.secret_access_key,
+/// How long a gateway may take to listen and become ready.
+const START_TIME: Duration = Duration::from_secs(30);
+/// Readiness poll interval.
+const POLL: Duration = Duration::from_millis(20);
+
+impl GatewayConfig {
+    /// Write the config to `dir` and start the gateway through the tether
+    /// (it ends with this test process); returns once it is ready.
+    pub fn start(&self, dir: &Path) -> Gateway {
+        self.launch(dir, &[], true)
+    }
+
+    /// [`GatewayConfig::start`] with extra environment variables.
+    pub fn start_with_env(&self, dir: &Path, env: &[(&str, String)]) -> Gateway {
+        self.launch(dir, env, true)
+    }
+
+    /// Start the gateway as a direct child (no tether), so that
+    /// [`Gateway::pid`] is the gateway's own, for signals and its exit
+    /// status. It is killed when the `Gateway` is dropped.
+    pub fn start_direct(&self, dir: &Path) -> Gateway {
+        self.launch(dir, &[], false)
+    }
+
+    fn launch(&self, dir: &Path, env: &[(&str, String)], tethered: bool) -> Gateway {
+        let config_path = self.write(dir);
+        let log_path = dir.join("gateway.log");
+        let log = std::fs::File::create(&log_path).expect("log");
+        let mut cmd = if tethered {
+            // The tether ends the gateway when this test process goes away.
+            let mut c = Command::new("python3");
+            c.arg(repo().join("tests/support/tether.py"))
+                .arg(env!("CARGO_BIN_EXE_s3gate"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        };
+        let child = cmd
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("S3GATE_LOG", "info,pingora_core=warn,pingora_proxy=warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(if tethered {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start gateway");
+        let mut gw = Gateway {
+            port: 0,
+            admin_port: 0,
+            tls: self.is_tls(),
+            config_path,
+            log_path,
+            child: Mutex::new(child),
+            tethered,
+        };
+        let deadline = Instant::now() + START_TIME;
+        (gw.port, gw.admin_port) = gw.wait_for_listeners(deadline);
+        gw.wait_until_ready(deadline);
+        gw
+    }
+}
+
+/// The listeners a gateway's log reports, as (kind, address): one line per
+/// listener, `listening kind=s3 address=127.0.0.1:41234 …` (or the same
+/// fields in a JSON line). Only complete lines count.
+pub fn listeners_in_log(log: &str) -> Vec<(String, SocketAddr)> {
+    let complete = match log.rfind('\n') {
+        Some(end) => &log[..end],
+        None => "",
+    };
+    let mut found = Vec::new();
+    for line in complete.lines() {
+        let fields: Vec<(String, String)> = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => {
+                let listening = v["target"] == "s3gate::server"
+                    && v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("listening"));
+                if !listening {
+                    continue;
+                }
+                ["kind", "address"]
+                    .iter()
+                    .filter_map(|k| Some((k.to_string(), v[*k].as_str()?.to_string())))
+                    .collect()
+            }
+            Err(_) => match line.split_once(" s3gate::server: listening") {
+                Some((_, rest)) => rest
+                    .split_whitespace()
+                    .filter_map(|t| t.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                    .collect(),
+                None => continue,
+            },
+        };
+        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if let (Some(kind), Some(address)) = (get("kind"), get("address")) {
+            if let Ok(address) = address.parse() {
+                found.push((kind, address));
+            }
+        }
+    }
+    found
+}
+
+/// GET `path` from 127.0.0.1:`port` on a fresh connection: (status, body);
+/// status 0 when there is no answer.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return (0, String::new());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
     )
 }
 
-/// Start the gateway binary with `config` and wait until it accepts connections.
-pub fn start_gateway(dir: &Path, port: u16, config: &str) -> Gateway {
-    start_gateway_with_env(dir, port, config, &[])
-}
-
-/// Start the gateway with extra environment variables (credential sources).
-pub fn start_gateway_with_env(
-    dir: &Path,
-    port: u16,
-    config: &str,
-    env: &[(&str, String)],
-) -> Gateway {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let config_path = dir.join("gateway.yaml");
-    std::fs::write(&config_path, config).expect("write config");
-    let log_path = dir.join("gateway.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    // The tether ends the gateway when this test process goes away.
-    let child = Command::new("python3")
-        .arg(repo().join("tests/support/tether.py"))
-        .arg(env!("CARGO_BIN_EXE_s3gate"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .env("S3GATE_LOG", "info,pingora_core=warn,pingora_proxy=warn")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start gateway");
-    wait_for_port(port, &log_path);
-    Gateway {
-        port,
-        config_path,
-        log_path,
-        child: Mutex::new(child),
-    }
-}
-
-pub fn wait_for_port(port: u16, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20)); // readiness poll interval
-    }
-    panic!(
-        "gateway did not listen on {port}: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
 impl Gateway {
+    /// The ports of the S3 and admin listeners, from the log.
+    fn wait_for_listeners(&self, deadline: Instant) -> (u16, u16) {
+        loop {
+            let found = listeners_in_log(&self.log());
+            let port = |kind: &str| found.iter().find(|(k, _)| k == kind).map(|(_, a)| a.port());
+            if let (Some(s3), Some(admin)) = (port("s3"), port("admin")) {
+                return (s3, admin);
+            }
+            self.check_running(deadline, "report its listeners");
+            std::thread::sleep(POLL); // log poll interval
+        }
+    }
+
+    fn wait_until_ready(&self, deadline: Instant) {
+        loop {
+            let (status, body) = http_get(self.admin_port, "/readyz");
+            if status == 200 {
+                return;
+            }
+            self.check_running(
+                deadline,
+                &format!("become ready (/readyz: {status} {})", body.trim()),
+            );
+            std::thread::sleep(POLL); // readiness poll interval
+        }
+    }
+
+    /// Panic with the log if the gateway has exited or `deadline` passed.
+    fn check_running(&self, deadline: Instant, what: &str) {
+        let exited = self.try_wait();
+        if exited.is_some() || Instant::now() > deadline {
+            panic!(
+                "the gateway did not {what}{}:\n{}",
+                exited
+                    .map(|s| format!(" (exited: {s})"))
+                    .unwrap_or_default(),
+                self.log()
+            );
+        }
+    }
+
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+    /// The started process: the gateway itself when started with
+    /// [`GatewayConfig::start_direct`], else its tether.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().map(|c| c.id()).unwrap_or(0)
+    }
+    /// The exit status of the started process, if it has exited.
+    pub fn try_wait(&self) -> Option<std::process::ExitStatus> {
+        self.child
+            .lock()
+            .ok()
+            .and_then(|mut c| c.try_wait().ok().flatten())
+    }
+    /// Stop the gateway and wait for it: gracefully through the tether, or
+    /// killed when started directly.
     pub fn stop(&self) {
         if let Ok(mut c) = self.child.lock() {
-            if let Some(stdin) = c.stdin.as_mut() {
-                let _ = stdin.write_all(b"");
+            if !self.tethered {
+                let _ = c.kill();
             }
             drop(c.stdin.take());
             let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // A tethered gateway stops when its tether's stdin closes (with the
+        // `Child`); a direct one would outlive the test.
+        if !self.tethered {
+            self.stop();
         }
     }
 }
@@ -197,8 +362,7 @@ pub fn env() -> &'static Env {
         let dir = std::env::temp_dir().join(format!("s3gate-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");
         let garage = start_garage(&dir, BUCKETS);
-        let port = free_port();
-        let gateway = start_gateway(&dir.join("gw"), port, &gateway_config(port, &garage, ""));
+        let gateway = GatewayConfig::shared(&garage).start(&dir.join("gw"));
         Env {
             garage,
             gateway,
@@ -234,7 +398,7 @@ pub fn client(
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(region.to_string()))
-        .credentials_provider(Credentials::new(key, secret, None, None, "tests"))
+        .credentials_provider(SdkCredentials::new(key, secret, None, None, "tests"))
         .force_path_style(path_style)
         .http_client(http)
         .build();
