@@ -282,6 +282,10 @@ impl ProxyHttp for Gateway {
                     .observe(&[r.upstream.name.as_str()], t.elapsed());
             }
         }
+        if resp.headers.contains_key("x-amz-bucket-region") {
+            // Clients sign for the region they are told: the gateway's.
+            let _ = resp.insert_header("x-amz-bucket-region", self.state.config.region.as_str());
+        }
         if resp.headers.get("x-amz-request-id").is_none() {
             let _ = resp.insert_header("x-amz-request-id", ctx.request_id.as_str());
         }

@@ -210,6 +210,29 @@ const ROWS: &[Row] = &[
         headers: &[],
         body: 0,
     },
+    // The payer given twice (header and query): one value must be decided.
+    Row {
+        principal: "alice",
+        method: "GET",
+        target: "/parity/open/a?x-amz-request-payer=requester",
+        headers: &[("x-amz-request-payer", "requester")],
+        body: 0,
+    },
+    Row {
+        principal: "alice",
+        method: "GET",
+        target: "/parity/open/a?x-amz-request-payer=requester",
+        headers: &[],
+        body: 0,
+    },
+    // CreateBucket headers that need more than s3:CreateBucket.
+    Row {
+        principal: "alice",
+        method: "PUT",
+        target: "/newbucket",
+        headers: &[("x-amz-acl", "public-read")],
+        body: 0,
+    },
 ];
 
 /// The gateway's answer: `Ok(())` when it let the request through (the

@@ -118,12 +118,35 @@ impl Default for Framing {
 }
 
 /// Decide the upstream framing and set up verification of the body.
+/// `whole_object_checksum`: the request's `x-amz-checksum-*` header is the
+/// checksum of the whole object being assembled (CompleteMultipartUpload:
+/// full-object or composite), not of this body, so the body is not checked
+/// against it (the upstream checks it against the parts).
 pub async fn prepare(
     session: &mut Session,
     payload: &PayloadMode,
     checksum_trailers: bool,
+    whole_object_checksum: bool,
 ) -> S3Result<(Framing, BodyPlan)> {
-    let headers = &session.req_header().headers;
+    let mut body_headers = None;
+    if whole_object_checksum {
+        let mut h = session.req_header().headers.clone();
+        let names: Vec<http::HeaderName> = h
+            .keys()
+            .filter(|n| {
+                n.as_str().starts_with("x-amz-checksum-") && n.as_str() != "x-amz-checksum-type"
+            })
+            .cloned()
+            .collect();
+        for n in names {
+            h.remove(n);
+        }
+        body_headers = Some(h);
+    }
+    let headers = match &body_headers {
+        Some(h) => h,
+        None => &session.req_header().headers,
+    };
     let (content_length, chunked_te) = length_facts(headers)?;
     let has_body = content_length.map_or(chunked_te, |l| l > 0);
     let mut framing = Framing {

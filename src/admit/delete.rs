@@ -94,7 +94,7 @@ pub async fn delete_objects(
         ));
     }
     // The body is small: read and verify it whole before anything goes up.
-    let (_, plan) = body::prepare(session, payload, false).await?;
+    let (_, plan) = body::prepare(session, payload, false, false).await?;
     let xml = match plan {
         BodyPlan::Empty => Bytes::new(),
         BodyPlan::Prebuffered(b) => b.unwrap_or_default(),

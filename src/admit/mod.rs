@@ -137,6 +137,9 @@ pub async fn admit(
                 who.principal,
             )))
         }
+        Operation::BucketSub(sub) if sub.name == "GetBucketLocation" => {
+            return bucket_location(state, ctx, &req).await;
+        }
         Operation::CreateMultipartUpload => return Ok(Admission::Create),
         Operation::AbortMultipartUpload { .. } => return Ok(Admission::Abort),
         Operation::DeleteObjects => {
@@ -165,7 +168,14 @@ pub async fn admit(
         _ => {}
     }
     // 5. body
-    let (framing, plan) = body::prepare(session, &payload, route_upstream_trailers).await?;
+    let whole_object_checksum = matches!(req.op, Operation::CompleteMultipartUpload { .. });
+    let (framing, plan) = body::prepare(
+        session,
+        &payload,
+        route_upstream_trailers,
+        whole_object_checksum,
+    )
+    .await?;
     ctx.framing = framing;
     ctx.body = plan;
     Ok(Admission::Forward)
@@ -240,6 +250,63 @@ fn record_decision(
         mode = if shadow { "shadow" } else { "enforce" },
         "access denied by policy"
     );
+}
+
+/// GetBucketLocation answers the gateway's region, whatever the upstream
+/// says: clients (minio-go, MinIO's SDKs, s3cmd) sign for the region they
+/// are told, and the gateway verifies its own. The bucket must exist
+/// upstream, as S3 answers NoSuchBucket otherwise.
+async fn bucket_location(
+    state: &GatewayState,
+    ctx: &RequestCtx,
+    req: &S3Request,
+) -> S3Result<Admission> {
+    let route = ctx
+        .route
+        .as_ref()
+        .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
+    let call = crate::upstream_client::Call {
+        method: "HEAD",
+        bucket: Some(&route.target),
+        key: None,
+        query: vec![],
+        headers: vec![],
+        body: bytes::Bytes::new(),
+    };
+    let reply = state.client.send(&route.upstream, call).await?;
+    let bucket = req.bucket.as_deref().unwrap_or("");
+    match reply.status {
+        200 => {
+            let region = state.config.region.as_str();
+            let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+            if region == "us-east-1" {
+                // S3's answer for us-east-1: an empty constraint.
+                xml.push_str(
+                    "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>",
+                );
+            } else {
+                xml.push_str(
+                    "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+                );
+                crate::s3::error::xml_escape_into(&mut xml, region);
+                xml.push_str("</LocationConstraint>");
+            }
+            Ok(Admission::Answer(xml))
+        }
+        404 => Err(err(
+            S3ErrorCode::NoSuchBucket,
+            "The specified bucket does not exist",
+        )
+        .with_resource(format!("/{bucket}"))),
+        403 => Err(err(S3ErrorCode::AccessDenied, "Access Denied")),
+        s => Err(err(
+            S3ErrorCode::BadGateway,
+            format!(
+                "The upstream {} answered {s} for the bucket",
+                route.upstream.name
+            ),
+        )),
+    }
 }
 
 fn list_buckets_xml(buckets: &[&str], owner: &str) -> String {

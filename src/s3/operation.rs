@@ -8,7 +8,7 @@
 use super::addressing::{valid_bucket_name, Addressed};
 use super::error::{err, S3Error, S3ErrorCode, S3Result};
 use super::subresource::{self, Level, SubOp};
-use super::uri::{decode_path, encode_component, is_auth_param, Query};
+use super::uri::{decode_query_component, encode_component, is_auth_param, Query};
 
 /// The longest object key S3 accepts (bytes of UTF-8).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -655,7 +655,9 @@ pub fn parse_copy_source(raw: &str) -> S3Result<CopySource> {
             "Invalid copy source: expected bucket/key",
         )
     };
-    let path = decode_path(path).ok_or_else(bad)?;
+    // URL-encoded as a form value: S3 reads `+` as a space here (s5cmd
+    // sends `a+b.txt` for the key `a b.txt`); a literal plus is `%2B`.
+    let path = decode_query_component(path).ok_or_else(bad)?;
     let path = path.strip_prefix('/').unwrap_or(&path);
     let (bucket, key) = path.split_once('/').ok_or_else(bad)?;
     if !valid_bucket_name(bucket) {
@@ -916,6 +918,12 @@ mod tests {
             op("PUT", "/bkt/k", "", Some("s3b/k")).unwrap().name(),
             "CopyObject"
         );
+        let plus = |c| match op("PUT", "/bkt/k", "", Some(c)).unwrap() {
+            Operation::CopyObject { source } => source.key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(plus("src/a+b.txt"), "a b.txt");
+        assert_eq!(plus("src/a%2Bb.txt"), "a+b.txt");
         let code = |c| op("PUT", "/bkt/k", "", Some(c)).unwrap_err().code;
         assert_eq!(code("NotABucket!/k"), S3ErrorCode::InvalidArgument);
         assert_eq!(code("src//k"), S3ErrorCode::InvalidArgument);
