@@ -76,6 +76,13 @@ pub struct RequestCtx {
     /// The tail of the response body seen so far (an `<Error>` split
     /// across two pieces is still found).
     pub complete_tail: Vec<u8>,
+    /// The access key the upstream request was signed with (never shown
+    /// to clients: redacted from upstream error messages).
+    pub upstream_key_id: Option<String>,
+    /// An upstream error document being read whole, to be redacted.
+    pub error_body: Option<bytes::BytesMut>,
+    /// The S3 error code the upstream answered with.
+    pub upstream_error_code: Option<String>,
     /// The error to answer with when the proxy fails (set by our stages).
     pub error: Option<S3Error>,
     /// The S3 error code the gateway answered with, if it answered with one.
@@ -116,6 +123,9 @@ impl RequestCtx {
             part_guard: None,
             complete_error: false,
             complete_tail: Vec::new(),
+            upstream_key_id: None,
+            error_body: None,
+            upstream_error_code: None,
             error: None,
             error_code: None,
             upstream_started: None,

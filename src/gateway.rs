@@ -195,6 +195,7 @@ impl ProxyHttp for Gateway {
             Ok(c) => c,
             Err(e) => return Err(fail(ctx, e)),
         };
+        ctx.upstream_key_id = Some(credentials.access_key_id.clone());
         forward::rewrite(upstream_request, ctx, &credentials).map_err(|e| fail(ctx, e))
     }
 
@@ -282,6 +283,21 @@ impl ProxyHttp for Gateway {
                     .observe(&[r.upstream.name.as_str()], t.elapsed());
             }
         }
+        // Upstream error documents are read whole (they are small) so that
+        // their message names no upstream identity and the log line can
+        // carry their code.
+        let small = resp
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_none_or(|l| l <= crate::s3::upstream_error::MAX_ERROR_BODY);
+        if resp.status.as_u16() >= 400 && small && session.req_header().method != http::Method::HEAD
+        {
+            resp.remove_header("content-length");
+            let _ = resp.insert_header("transfer-encoding", "chunked");
+            ctx.error_body = Some(BytesMut::new());
+        }
         if resp.headers.contains_key("x-amz-bucket-region") {
             // Clients sign for the region they are told: the gateway's.
             let _ = resp.insert_header("x-amz-bucket-region", self.state.config.region.as_str());
@@ -297,9 +313,24 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _eos: bool,
+        eos: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        if let Some(held) = &mut ctx.error_body {
+            if let Some(b) = body.take() {
+                held.extend_from_slice(&b);
+            }
+            if eos || held.len() > crate::s3::upstream_error::MAX_ERROR_BODY {
+                let whole = std::mem::take(held);
+                ctx.error_body = None;
+                let (out, code) =
+                    crate::s3::upstream_error::rewrite(&whole, ctx.upstream_key_id.as_deref());
+                if ctx.error_code.is_none() {
+                    ctx.upstream_error_code = code;
+                }
+                *body = Some(Bytes::from(out));
+            }
+        }
         if let Some(b) = body {
             ctx.bytes_out += b.len() as u64;
             // A CompleteMultipartUpload may answer 200 and then an <Error>

@@ -298,7 +298,11 @@ fn value_after(b: &[u8], mut i: usize, whole: bool, json: bool) -> Option<(usize
 pub fn access(ctx: &RequestCtx, e: Option<&Error>) {
     let principal = ctx.principal.as_ref().map_or("-", |p| p.name.as_str());
     let upstream = ctx.route.as_ref().map_or("-", |r| r.upstream.name.as_str());
-    let code = ctx.error_code.unwrap_or("-");
+    // The gateway's own error, else the upstream's.
+    let code = ctx
+        .error_code
+        .or(ctx.upstream_error_code.as_deref())
+        .unwrap_or("-");
     let status = if ctx.status == 0 && e.is_some() {
         499
     } else {

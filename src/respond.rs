@@ -128,6 +128,13 @@ pub async fn relay(
     let is_head = session.req_header().method == http::Method::HEAD;
     let body = if is_head || reply.status == 204 || reply.status == 304 {
         Bytes::new()
+    } else if reply.status >= 400 {
+        // As for proxied answers: no upstream identity in the message.
+        let (out, code) = crate::s3::upstream_error::rewrite(&reply.body, None);
+        if ctx.error_code.is_none() {
+            ctx.upstream_error_code = code;
+        }
+        Bytes::from(out)
     } else {
         reply.body.clone()
     };

@@ -194,3 +194,33 @@ async fn expect_100_continue_keeps_the_connection() {
         );
     }
 }
+
+#[tokio::test]
+async fn upstream_errors_name_no_upstream_identity_and_are_logged() {
+    let e = env();
+    // Garage's key may not create buckets: its error names the key.
+    let bucket = unique("nope").to_ascii_lowercase();
+    let err = e
+        .alice()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect_err("Garage refuses");
+    let message = aws_sdk_s3::error::ProvideErrorMetadata::message(&err)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !message.contains(&e.garage.access_key_id),
+        "the upstream's key reached the client: {message}"
+    );
+    assert!(message.contains("[upstream identity]"), "{message}");
+    let code = code(&err).map(str::to_string).expect("a code");
+    // The access log carries the upstream's code.
+    let log = e.gateway.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("CreateBucket") && l.contains(&format!("error=\"{code}\""))),
+        "{log}"
+    );
+}

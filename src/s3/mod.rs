@@ -5,6 +5,7 @@ pub mod delete;
 pub mod error;
 pub mod operation;
 pub mod subresource;
+pub mod upstream_error;
 pub mod uri;
 pub mod xml;
 
