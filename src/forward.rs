@@ -137,14 +137,16 @@ pub fn rewrite(
         "{scheme}://{host}{}",
         req.uri.path_and_query().map_or("/", |p| p.as_str())
     );
+    // An access point or Outposts ARN brings its own region and signing name.
+    let (region, service) = up.signing(bucket);
     let signed = sign_request(
         req.method.as_str(),
         &full_uri,
         &req.headers,
         &framing.payload_hash,
         &crate::resign::SignFor {
-            upstream: up,
-            bucket,
+            region: &region,
+            service,
             credentials,
         },
         SystemTime::now(),

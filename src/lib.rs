@@ -32,6 +32,7 @@ pub mod respond;
 pub mod route;
 pub mod rules;
 pub mod s3;
+pub mod secret;
 pub mod server;
 pub mod state;
 pub mod upstream_client;

@@ -28,7 +28,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         // pingora closes the listeners at SIGTERM, then waits this long for
         // in-flight requests before stopping its runtimes; `drain_on_sigterm`
         // ends the wait as soon as nothing is in flight.
-        grace_period_seconds: Some(config.shutdown_grace_secs),
+        grace_period_seconds: Some(config.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
@@ -47,10 +47,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("no policies configured: every authenticated principal may do everything on the routed buckets"),
     }
-    let addresses: Vec<SocketAddr> = listen
-        .iter()
-        .filter_map(|l| l.address.parse().ok())
-        .collect();
+    let addresses: Vec<SocketAddr> = listen.iter().map(|l| l.address).collect();
     let limits = state.config.limits;
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
@@ -63,7 +60,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         limits::Limited::new(proxy, limits, &addresses),
     );
     for l in &listen {
-        let endpoint = ListenerConfig::tcp(l.address.as_str());
+        let endpoint = ListenerConfig::tcp(l.address.to_string());
         let endpoint = match &l.tls {
             None => endpoint.l4_buffer(read_buffer(false)),
             Some(tls) => endpoint
@@ -84,12 +81,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         let app = pingora::apps::http_app::HttpServer::new_app(crate::admin::Admin {
             state: state.clone(),
         });
-        let admin_address: Vec<SocketAddr> = admin.address.parse().into_iter().collect();
         let mut svc = Service::new(
             "s3gate admin".to_string(),
-            limits::Limited::new(app, limits, &admin_address),
+            limits::Limited::new(app, limits, &[admin.address]),
         );
-        svc.add_listener(ListenerConfig::tcp(admin.address.as_str()).l4_buffer(read_buffer(false)));
+        svc.add_listener(
+            ListenerConfig::tcp(admin.address.to_string()).l4_buffer(read_buffer(false)),
+        );
         tracing::info!(address = %admin.address, "admin listening (/healthz /readyz /metrics)");
         server.add_service(svc);
     }

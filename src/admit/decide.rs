@@ -27,15 +27,18 @@ pub struct Reserved {
 impl Reserved {
     /// The ownership store of a config (`multipart.ownership`, store s3).
     pub fn from_config(config: &crate::config::Config) -> Option<Reserved> {
-        let o = config.multipart.as_ref()?.ownership.as_ref()?;
-        (o.store == "s3").then(|| Reserved {
-            upstream: o.upstream.clone().unwrap_or_default(),
-            bucket: o.bucket.clone().unwrap_or_default(),
-            prefix: o
-                .prefix
-                .clone()
-                .unwrap_or_else(|| "s3gate/multipart-owners/".into()),
-        })
+        match &config.multipart.ownership {
+            crate::config::OwnershipStore::S3 {
+                upstream,
+                bucket,
+                prefix,
+            } => Some(Reserved {
+                upstream: upstream.clone(),
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            }),
+            crate::config::OwnershipStore::Memory => None,
+        }
     }
 
     /// `s3gate check` warnings: bucket routes that lead to the state bucket.

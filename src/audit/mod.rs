@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub use record::Event;
 use tokio::sync::oneshot;
 
-use crate::config::AuditConfig;
+use crate::config::{AuditConfig, AuditEvent, OnFailure};
 
 const VERSION: u32 = 1;
 
@@ -77,11 +77,7 @@ impl TokenBucket {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    Always,
-    Interval,
-}
+pub use crate::config::Fsync;
 
 enum Job {
     Write(Box<Event>, oneshot::Sender<Result<(), String>>),
@@ -92,7 +88,7 @@ enum Job {
 
 pub struct AuditLog {
     tx: Mutex<mpsc::Sender<Job>>,
-    events: Vec<String>,
+    events: Vec<AuditEvent>,
     auth_failed: Mutex<TokenBucket>,
     pub reject_on_failure: bool,
     pub path: PathBuf,
@@ -114,11 +110,7 @@ struct Writer {
 
 impl AuditLog {
     pub fn open(cfg: &AuditConfig, gateway: &str) -> AuditLog {
-        let fsync = if cfg.fsync.as_deref() == Some("interval") {
-            Fsync::Interval
-        } else {
-            Fsync::Always
-        };
+        let fsync = cfg.fsync;
         let mut w = Writer {
             path: cfg.path.clone(),
             file: None,
@@ -142,8 +134,8 @@ impl AuditLog {
             tracing::error!("cannot start the audit writer: {e}");
         }
         let mut events = cfg.events.clone();
-        if !events.iter().any(|e| e == "AbortMultipartUpload") {
-            events.push("AbortMultipartUpload".into());
+        if !events.contains(&AuditEvent::AbortMultipartUpload) {
+            events.push(AuditEvent::AbortMultipartUpload);
         }
         AuditLog {
             tx: Mutex::new(tx),
@@ -153,13 +145,13 @@ impl AuditLog {
                 AUTH_FAILED_BURST,
                 Instant::now(),
             )),
-            reject_on_failure: cfg.on_failure.as_deref() != Some("continue"),
+            reject_on_failure: cfg.on_failure == OnFailure::Reject,
             path: cfg.path.clone(),
         }
     }
 
     pub fn wants(&self, event: &str) -> bool {
-        self.events.iter().any(|e| e == event)
+        self.events.iter().any(|e| e.as_str() == event)
     }
 
     fn submit(&self, job: Job) -> bool {
@@ -461,8 +453,8 @@ mod tests {
         AuditConfig {
             path: path.to_path_buf(),
             events: vec![],
-            fsync: Some("always".into()),
-            on_failure: None,
+            fsync: Fsync::Always,
+            on_failure: OnFailure::Reject,
             rotate,
         }
     }
@@ -626,7 +618,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("audit.jsonl");
         let mut c = cfg(&p, None);
-        c.fsync = Some("interval".into());
+        c.fsync = Fsync::Interval;
         let log = AuditLog::open(&c, "gw");
         log.write(ev(0)).await.unwrap();
         log.write(ev(1)).await.unwrap();
@@ -678,7 +670,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("audit.jsonl");
         let mut c = cfg(&p, None);
-        c.fsync = Some("interval".into());
+        c.fsync = Fsync::Interval;
         let log = AuditLog::open(&c, "gw");
         let before = dropped_metric();
         for i in 0..300 {

@@ -111,7 +111,7 @@ fn run(
     };
     let req = &parsed.request;
     let _ = writeln!(out, "operation:  {} {:?}", req.op.name(), req.op);
-    let router = Router::new(config)?;
+    let router = Router::new(config).map_err(|e| e.to_string())?;
     let reserved = Reserved::from_config(config);
     let decider = Decider {
         router: &router,
