@@ -20,6 +20,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod context;
+pub mod explain;
 pub mod forward;
 pub mod gateway;
 pub mod logging;

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             initiator,
         } => explain(
             &config,
-            &s3gate::policy::explain::ExplainRequest {
+            &s3gate::explain::ExplainRequest {
                 principal: &principal,
                 headers: &headers,
                 method: &method,
@@ -175,7 +175,7 @@ fn serve(path: &Path) -> ExitCode {
     }
 }
 
-fn explain(path: &Path, r: &s3gate::policy::explain::ExplainRequest<'_>) -> ExitCode {
+fn explain(path: &Path, r: &s3gate::explain::ExplainRequest<'_>) -> ExitCode {
     let Some(config) = load_config(path) else {
         return ExitCode::from(1);
     };
@@ -190,7 +190,7 @@ fn explain(path: &Path, r: &s3gate::policy::explain::ExplainRequest<'_>) -> Exit
             return ExitCode::from(1);
         }
     };
-    match s3gate::policy::explain::explain(&config, std::sync::Arc::new(policies), r) {
+    match s3gate::explain::explain(&config, std::sync::Arc::new(policies), r) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

@@ -5,7 +5,6 @@ pub mod actions;
 pub mod condition;
 pub mod context;
 pub mod eval;
-pub mod explain;
 pub mod glob;
 pub mod model;
 pub mod parse;

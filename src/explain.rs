@@ -8,12 +8,12 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::PolicySet;
 use crate::admit::decide::{self, Decider, Inputs, Reserved, Who};
 use crate::admit::parse::parse;
 use crate::admit::view::RequestView;
 use crate::auth::AuthMethod;
 use crate::config::{Config, PolicyMode};
+use crate::policy::PolicySet;
 use crate::route::Router;
 
 /// Keys whose values change every second: shown as `<now>`.
