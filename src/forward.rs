@@ -69,7 +69,7 @@ pub fn rewrite(
         }
         strip_aws_chunked_encoding(req)?;
         let reframer = match &ctx.body {
-            crate::admit::body::BodyPlan::Verify {
+            crate::context::BodyPlan::Verify {
                 reframer: Some(r), ..
             } => Some(r),
             _ => None,

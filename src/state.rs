@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::admit::decide::{Decider, Reserved};
 use crate::audit::AuditLog;
 use crate::auth::{Principal, Principals};
 use crate::config::{Config, OwnershipStore, PolicyMode};
 use crate::multipart::abort::AbortSettings;
 use crate::multipart::inflight::InFlight;
 use crate::multipart::ownership::{Backend, Ownership};
+use crate::multipart::reserved::Reserved;
 use crate::policy::reload::PolicyStore;
 use crate::policy::PolicySet;
 use crate::route::Router;
@@ -97,16 +97,6 @@ impl GatewayState {
             audit,
             reserved,
         })
-    }
-
-    /// What the decision stages read, with the policy set now in force.
-    pub fn decider(&self) -> Decider<'_> {
-        Decider {
-            router: &self.router,
-            policies: self.policies.as_ref().map(|p| p.current()),
-            shadow: self.mode == PolicyMode::Shadow,
-            reserved: self.reserved.as_ref(),
-        }
     }
 }
 

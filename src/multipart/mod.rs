@@ -2,6 +2,6 @@
 //! the abort flow that makes sure storage is really freed.
 
 pub mod abort;
-pub mod handlers;
 pub mod inflight;
 pub mod ownership;
+pub mod reserved;
