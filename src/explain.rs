@@ -57,9 +57,9 @@ fn headers_of(args: &[String]) -> Result<HeaderMap, String> {
             .split_once(':')
             .ok_or_else(|| format!("header `{h}` must be `Name: value`"))?;
         let name = HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes())
-            .map_err(|_| format!("bad header name `{n}`"))?;
-        let value =
-            HeaderValue::from_str(v.trim()).map_err(|_| format!("bad header value for `{n}`"))?;
+            .map_err(|e| format!("bad header name `{n}`: {e}"))?;
+        let value = HeaderValue::from_str(v.trim())
+            .map_err(|e| format!("bad header value for `{n}`: {e}"))?;
         headers.append(name, value);
     }
     Ok(headers)

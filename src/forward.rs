@@ -49,14 +49,19 @@ pub fn rewrite(
     } else {
         format!("{path}?{query}")
     };
-    let uri: http::Uri = path_and_query.parse().map_err(|_| {
+    let uri: http::Uri = path_and_query.parse().map_err(|e| {
         err(
             S3ErrorCode::InvalidRequest,
-            "The request cannot be re-addressed upstream",
+            format!("The request cannot be re-addressed upstream ({e})"),
         )
     })?;
     req.set_uri(uri);
-    let bad_header = |_| err(S3ErrorCode::InternalError, "invalid header value");
+    let bad_header = |e: pingora::BError| {
+        err(
+            S3ErrorCode::InternalError,
+            format!("invalid header value: {e}"),
+        )
+    };
     req.insert_header("host", host.as_str())
         .map_err(bad_header)?;
     for h in CLIENT_ONLY {
@@ -175,8 +180,12 @@ fn strip_aws_chunked_encoding(req: &mut RequestHeader) -> S3Result<()> {
         req.remove_header("content-encoding");
     } else {
         let joined = rest.join(",");
-        req.insert_header("content-encoding", joined)
-            .map_err(|_| err(S3ErrorCode::InternalError, "invalid header value"))?;
+        req.insert_header("content-encoding", joined).map_err(|e| {
+            err(
+                S3ErrorCode::InternalError,
+                format!("invalid header value: {e}"),
+            )
+        })?;
     }
     Ok(())
 }

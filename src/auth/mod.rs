@@ -227,11 +227,11 @@ pub fn authenticate(
     let Some(auth) = req.headers.get("authorization") else {
         return Ok(Identity::Anonymous);
     };
-    let auth = auth.to_str().map_err(|_| {
+    let auth = auth.to_str().map_err(|e| {
         AuthError::new(
             err(
                 S3ErrorCode::AuthorizationHeaderMalformed,
-                "The authorization header is not valid ASCII",
+                format!("The authorization header is not valid ASCII ({e})"),
             ),
             None,
         )
