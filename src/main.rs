@@ -169,7 +169,7 @@ fn serve(path: &Path) -> ExitCode {
     match s3gate::server::serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -12,13 +12,33 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::gateway::Gateway;
-use crate::state::GatewayState;
+use crate::state::{GatewayState, StateError};
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("policies do not load:\n{}", list(.0))]
+    Policies(Vec<ConfigError>),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("TLS listener {address}: {source}")]
+    Tls {
+        address: SocketAddr,
+        #[source]
+        source: Box<pingora::Error>,
+    },
+}
+
+fn list(errors: &[ConfigError]) -> String {
+    let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    list.join("\n")
+}
 
 /// Start serving; returns only on a start-up error (pingora exits the
 /// process on SIGTERM/SIGINT after a graceful shutdown).
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(config: Config) -> Result<(), ServeError> {
     // pingora uses rustls with ring; pick the provider explicitly since
     // other crates in the build may enable aws-lc-rs too.
     pingora::tls::install_default_crypto_provider();
@@ -34,11 +54,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let policies = crate::state::load_policies(&config).map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("policies do not load:\n{}", list.join("\n"))
-    })?;
-    let state = Arc::new(GatewayState::new(config, policies).map_err(anyhow::Error::msg)?);
+    let policies = crate::state::load_policies(&config).map_err(ServeError::Policies)?;
+    let state = Arc::new(GatewayState::new(config, policies)?);
     match &state.policies {
         Some(store) => {
             store.watch();
@@ -69,7 +86,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                         &tls.cert.to_string_lossy(),
                         &tls.key.to_string_lossy(),
                     )
-                    .map_err(|e| anyhow::anyhow!("TLS listener {}: {e}", l.address))?,
+                    .map_err(|source| ServeError::Tls {
+                        address: l.address,
+                        source,
+                    })?,
                 )
                 .l4_buffer(read_buffer(true)),
         };
@@ -144,7 +164,10 @@ fn drain_on_sigterm(
                 .build()
             {
                 Ok(rt) => rt,
-                Err(_) => return,
+                Err(e) => {
+                    tracing::warn!("cannot start the shutdown drainer: {e}");
+                    return;
+                }
             };
             rt.block_on(async move {
                 loop {
@@ -163,7 +186,9 @@ fn drain_on_sigterm(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 if let Some(a) = &audit {
-                    let _ = a.sync().await;
+                    if let Err(e) = a.sync().await {
+                        tracing::error!("audit log not synced at shutdown: {e}");
+                    }
                 }
                 tracing::info!("SIGTERM: drained, exiting");
                 std::process::exit(0);

@@ -10,6 +10,7 @@
 //! `head`); `auth_failed` records are rate limited (a flood of bad
 //! signatures must not fill the disk nor drown the ledger).
 
+mod error;
 pub mod head;
 mod rate;
 pub mod record;
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 
 pub use crate::config::Fsync;
 use crate::config::{AuditConfig, AuditEvent, OnFailure};
+pub use error::AuditError;
 pub use rate::{Take, TokenBucket};
 pub use record::Event;
 pub use writer::rotated;
@@ -84,7 +86,7 @@ impl AuditLog {
     /// dropped (counted in `s3gate_audit_records_dropped_total`, and in the
     /// next written one's `suppressed`). Free-text fields are bounded, and
     /// a deferred initiator lookup is resolved here.
-    pub async fn write(&self, mut event: Event) -> Result<(), String> {
+    pub async fn write(&self, mut event: Event) -> Result<(), AuditError> {
         if event.outcome == "auth_failed" {
             let take = match self.auth_failed.lock() {
                 Ok(mut bucket) => bucket.take(Instant::now()),
@@ -115,11 +117,9 @@ impl AuditLog {
         let started = Instant::now();
         let (done, wait) = oneshot::channel();
         if !self.submit(Job::Write(Box::new(event), done)) {
-            return Err("the audit writer is not running".into());
+            return Err(AuditError::NotRunning);
         }
-        let r = wait
-            .await
-            .unwrap_or_else(|_| Err("the audit writer stopped".into()));
+        let r = wait.await.unwrap_or(Err(AuditError::Stopped));
         crate::metrics::get()
             .audit_write
             .observe(&[], started.elapsed());
@@ -127,23 +127,21 @@ impl AuditLog {
     }
 
     /// Flush to disk (used at shutdown with `fsync: interval`).
-    pub async fn sync(&self) -> Result<(), String> {
+    pub async fn sync(&self) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         if !self.submit(Job::Sync(done)) {
-            return Err("the audit writer is not running".into());
+            return Err(AuditError::NotRunning);
         }
-        wait.await
-            .unwrap_or_else(|_| Err("the audit writer stopped".into()))
+        wait.await.unwrap_or(Err(AuditError::Stopped))
     }
 
     /// Whether a record could be written now.
-    pub async fn probe(&self) -> Result<(), String> {
+    pub async fn probe(&self) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         if !self.submit(Job::Probe(done)) {
-            return Err("the audit writer is not running".into());
+            return Err(AuditError::NotRunning);
         }
-        wait.await
-            .unwrap_or_else(|_| Err("the audit writer stopped".into()))
+        wait.await.unwrap_or(Err(AuditError::Stopped))
     }
 }
 

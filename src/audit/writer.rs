@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::{head, record, Event, Fsync, VERSION};
+use super::{head, record, AuditError, Event, Fsync, VERSION};
 
 pub(super) enum Job {
-    Write(Box<Event>, oneshot::Sender<Result<(), String>>),
-    Sync(oneshot::Sender<Result<(), String>>),
+    Write(Box<Event>, oneshot::Sender<Result<(), AuditError>>),
+    Sync(oneshot::Sender<Result<(), AuditError>>),
     /// Is the file writable now (reopening it if needed)?
-    Probe(oneshot::Sender<Result<(), String>>),
+    Probe(oneshot::Sender<Result<(), AuditError>>),
 }
 
 pub(super) struct Writer {
@@ -137,25 +137,25 @@ impl Writer {
     /// Open the file and find where the chain stands: the last whole
     /// record's seq and hash. A torn last line (crash mid-write) is closed
     /// with a newline and reported; the chain continues after it.
-    fn ensure_open(&mut self) -> Result<(), String> {
+    fn ensure_open(&mut self) -> Result<(), AuditError> {
         if self.file.is_some() {
             return Ok(());
         }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(AuditError::io(dir))?;
         }
         let mut f = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            .map_err(AuditError::io(&self.path))?;
         let mut text = Vec::new();
         f.read_to_end(&mut text)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            .map_err(AuditError::io(&self.path))?;
         if !text.is_empty() && text.last() != Some(&b'\n') {
             tracing::warn!(path = %self.path.display(), "audit log ends in a torn record (crash mid-write); continuing the chain after it");
-            f.write_all(b"\n").map_err(|e| e.to_string())?;
+            f.write_all(b"\n").map_err(AuditError::io(&self.path))?;
             text.push(b'\n');
         }
         let (seq, prev) = match last_record(&text) {
@@ -207,7 +207,7 @@ impl Writer {
         last_record(&text)
     }
 
-    fn append(&mut self, event: &Event) -> Result<(), String> {
+    fn append(&mut self, event: &Event) -> Result<(), AuditError> {
         self.ensure_open()?;
         let (line, hash) = record::seal(event, VERSION, self.next_seq, &self.gateway, &self.prev);
         if let Some((max, keep)) = self.rotate {
@@ -215,7 +215,7 @@ impl Writer {
                 self.rotate_files(keep)?;
             }
         }
-        let f = self.file.as_mut().ok_or("audit log not open")?;
+        let f = self.file.as_mut().ok_or(AuditError::NotOpen)?;
         let mut bytes = line.into_bytes();
         bytes.push(b'\n');
         let r = f.write_all(&bytes).and_then(|_| {
@@ -228,7 +228,10 @@ impl Writer {
         if let Err(e) = r {
             // Reopen next time; the chain resumes from what is on disk.
             self.file = None;
-            return Err(format!("{}: {e}", self.path.display()));
+            return Err(AuditError::Io {
+                path: self.path.clone(),
+                source: e,
+            });
         }
         self.dirty = self.fsync == Fsync::Interval;
         self.size += bytes.len() as u64;
@@ -241,7 +244,7 @@ impl Writer {
         Ok(())
     }
 
-    fn rotate_files(&mut self, keep: u32) -> Result<(), String> {
+    fn rotate_files(&mut self, keep: u32) -> Result<(), AuditError> {
         self.sync();
         self.file = None;
         let keep = keep.max(1);
@@ -249,8 +252,12 @@ impl Writer {
         for i in (1..keep).rev() {
             let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
         }
-        std::fs::rename(&self.path, rotated(&self.path, 1))
-            .map_err(|e| format!("rotating {}: {e}", self.path.display()))?;
+        std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(|source| {
+            AuditError::Rotate {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
         let (seq, prev) = (self.next_seq, self.prev.clone());
         self.ensure_open()?;
         // The new file's first record links to the last hash of the old one.

@@ -19,6 +19,14 @@ pub enum Arn {
     },
 }
 
+/// Why text is not an access point or Outposts ARN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{arn}` is not an access point or Outposts ARN: {why}")]
+pub struct ArnError {
+    pub arn: String,
+    pub why: &'static str,
+}
+
 fn label_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -27,9 +35,12 @@ fn label_ok(s: &str) -> bool {
 }
 
 impl Arn {
-    pub fn parse(s: &str) -> Result<Arn, String> {
+    pub fn parse(s: &str) -> Result<Arn, ArnError> {
         let parts: Vec<&str> = s.splitn(6, ':').collect();
-        let bad = |why: &str| format!("`{s}` is not an access point or Outposts ARN: {why}");
+        let bad = |why: &'static str| ArnError {
+            arn: s.to_string(),
+            why,
+        };
         if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") {
             return Err(bad(
                 "expected arn:aws:<service>:<region>:<account>:<resource>",

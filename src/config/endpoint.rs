@@ -8,25 +8,45 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// Why text is not an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("`{0}` must start with http:// or https://")]
+    Scheme(String),
+    #[error("`{0}` must be scheme://host[:port] without a path")]
+    Path(String),
+    #[error("`{0}`: unclosed IPv6 literal")]
+    Ipv6(String),
+    #[error("`{text}`: invalid port ({source})")]
+    Port {
+        text: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+}
+
 impl Endpoint {
-    pub fn parse(s: &str) -> Result<Endpoint, String> {
+    pub fn parse(s: &str) -> Result<Endpoint, EndpointError> {
         let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = s.strip_prefix("http://") {
             (false, r)
         } else {
-            return Err(format!("`{s}` must start with http:// or https://"));
+            return Err(EndpointError::Scheme(s.to_string()));
         };
         let rest = rest.trim_end_matches('/');
         if rest.contains('/') || rest.is_empty() {
-            return Err(format!("`{s}` must be scheme://host[:port] without a path"));
+            return Err(EndpointError::Path(s.to_string()));
         }
         let default_port = if tls { 443 } else { 80 };
-        let bad_port = |e: std::num::ParseIntError| format!("`{s}`: invalid port ({e})");
+        let bad_port = |source| EndpointError::Port {
+            text: s.to_string(),
+            source,
+        };
         let (host, port) = if rest.starts_with('[') {
             let (h, p) = rest
                 .split_once(']')
-                .ok_or_else(|| format!("`{s}`: unclosed IPv6 literal"))?;
+                .ok_or_else(|| EndpointError::Ipv6(s.to_string()))?;
             let port = match p.strip_prefix(':') {
                 Some(p) => p.parse().map_err(bad_port)?,
                 None => default_port,
@@ -86,9 +106,11 @@ mod tests {
         assert_eq!((e.host.as_str(), e.port), ("[::1]", 3900));
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http://x/path").is_err());
-        assert!(Endpoint::parse("http://x:port")
-            .unwrap_err()
-            .contains("invalid port"));
+        let e = Endpoint::parse("http://x:port").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`http://x:port`: invalid port (invalid digit found in string)"
+        );
     }
 
     #[test]

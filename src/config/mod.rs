@@ -24,10 +24,10 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
-pub use arn::Arn;
+pub use arn::{Arn, ArnError};
 pub use diagnostics::{did_you_mean, ConfigError};
 use diagnostics::{hint, k, Ctx};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, EndpointError};
 pub use internal::*;
 pub use limits::Limits;
 use raw::TOP_LEVEL_KEYS;
