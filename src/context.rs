@@ -2,14 +2,16 @@
 //! stages' typed results (request, identity, decision, route, body plan)
 //! and the outcome the log line and metrics report.
 
+pub mod body;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::admit::body::{BodyPlan, Framing};
 use crate::auth::{AuthMethod, Principal};
 use crate::route::Route;
 use crate::s3::{Operation, S3Error, S3Request};
+pub use body::{BodyPlan, Framing};
 
 /// Counts a request in the in-flight gauge until dropped, so a request
 /// task that ends any way at all (even by a panic) releases it.

@@ -57,14 +57,19 @@ pub fn rewrite(
     } else {
         format!("{path}?{query}")
     };
-    let uri: http::Uri = path_and_query.parse().map_err(|_| {
+    let uri: http::Uri = path_and_query.parse().map_err(|e| {
         err(
             S3ErrorCode::InvalidRequest,
-            "The request cannot be re-addressed upstream",
+            format!("The request cannot be re-addressed upstream ({e})"),
         )
     })?;
     req.set_uri(uri);
-    let bad_header = |_| err(S3ErrorCode::InternalError, "invalid header value");
+    let bad_header = |e: pingora::BError| {
+        err(
+            S3ErrorCode::InternalError,
+            format!("invalid header value: {e}"),
+        )
+    };
     req.insert_header("host", host.as_str())
         .map_err(bad_header)?;
     for h in CLIENT_ONLY.iter().chain(METHOD_OVERRIDES) {
@@ -77,7 +82,7 @@ pub fn rewrite(
         }
         strip_aws_chunked_encoding(req)?;
         let reframer = match &ctx.body {
-            crate::admit::body::BodyPlan::Verify {
+            crate::context::BodyPlan::Verify {
                 reframer: Some(r), ..
             } => Some(r),
             _ => None,
@@ -145,14 +150,16 @@ pub fn rewrite(
         "{scheme}://{host}{}",
         req.uri.path_and_query().map_or("/", |p| p.as_str())
     );
+    // An access point or Outposts ARN brings its own region and signing name.
+    let (region, service) = up.signing(bucket);
     let signed = sign_request(
         req.method.as_str(),
         &full_uri,
         &req.headers,
         &framing.payload_hash,
         &crate::resign::SignFor {
-            upstream: up,
-            bucket,
+            region: &region,
+            service,
             credentials,
         },
         SystemTime::now(),
@@ -181,8 +188,12 @@ fn strip_aws_chunked_encoding(req: &mut RequestHeader) -> S3Result<()> {
         req.remove_header("content-encoding");
     } else {
         let joined = rest.join(",");
-        req.insert_header("content-encoding", joined)
-            .map_err(|_| err(S3ErrorCode::InternalError, "invalid header value"))?;
+        req.insert_header("content-encoding", joined).map_err(|e| {
+            err(
+                S3ErrorCode::InternalError,
+                format!("invalid header value: {e}"),
+            )
+        })?;
     }
     Ok(())
 }

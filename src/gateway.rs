@@ -9,6 +9,8 @@
 //! fail_to_proxy         → S3 error XML
 //! logging               → one line per request
 
+mod handlers;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +23,6 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::admit::{admit, Admission};
 use crate::context::RequestCtx;
-use crate::multipart::handlers;
 use crate::s3::{err, S3Error, S3ErrorCode};
 use crate::state::GatewayState;
 use crate::{forward, respond};
@@ -208,7 +209,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        use crate::admit::body::BodyPlan;
+        use crate::context::BodyPlan;
         match &mut ctx.body {
             BodyPlan::Prebuffered(pre) => {
                 // Sent once; anything after it is not part of the verified body.

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             initiator,
         } => explain(
             &config,
-            &s3gate::policy::explain::ExplainRequest {
+            &s3gate::explain::ExplainRequest {
                 principal: &principal,
                 headers: &headers,
                 method: &method,
@@ -169,13 +169,13 @@ fn serve(path: &Path) -> ExitCode {
     match s3gate::server::serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }
 }
 
-fn explain(path: &Path, r: &s3gate::policy::explain::ExplainRequest<'_>) -> ExitCode {
+fn explain(path: &Path, r: &s3gate::explain::ExplainRequest<'_>) -> ExitCode {
     let Some(config) = load_config(path) else {
         return ExitCode::from(1);
     };
@@ -190,7 +190,7 @@ fn explain(path: &Path, r: &s3gate::policy::explain::ExplainRequest<'_>) -> Exit
             return ExitCode::from(1);
         }
     };
-    match s3gate::policy::explain::explain(&config, std::sync::Arc::new(policies), r) {
+    match s3gate::explain::explain(&config, std::sync::Arc::new(policies), r) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -209,7 +209,7 @@ fn test(mut paths: Vec<PathBuf>, config: Option<&Path>) -> ExitCode {
             return ExitCode::from(1);
         };
         if paths.is_empty() {
-            paths = s3gate::policy::resolve_paths(&cfg.file, &cfg.policies.paths);
+            paths = cfg.policies.paths.clone();
         }
         principals = Some(s3gate::state::principal_names(&cfg));
     }

@@ -13,13 +13,35 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::gateway::Gateway;
-use crate::state::GatewayState;
+use crate::state::{GatewayState, StateError};
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("policies do not load:\n{}", list(.0))]
+    Policies(Vec<ConfigError>),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot listen: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("TLS listener {address}: {source}")]
+    Tls {
+        address: SocketAddr,
+        #[source]
+        source: Box<pingora::Error>,
+    },
+}
+
+fn list(errors: &[ConfigError]) -> String {
+    let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    list.join("\n")
+}
 
 /// Start serving; returns only on a start-up error (pingora exits the
 /// process on SIGTERM/SIGINT after a graceful shutdown).
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(config: Config) -> Result<(), ServeError> {
     // pingora uses rustls with ring; pick the provider explicitly since
     // other crates in the build may enable aws-lc-rs too.
     pingora::tls::install_default_crypto_provider();
@@ -29,7 +51,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         // pingora closes the listeners at SIGTERM, then waits this long for
         // in-flight requests before stopping its runtimes; `drain_on_sigterm`
         // ends the wait as soon as nothing is in flight.
-        grace_period_seconds: Some(config.shutdown_grace_secs),
+        grace_period_seconds: Some(config.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
         // One single-threaded runtime per thread: a connection, its request
         // and its upstream call stay on one thread (no work-stealing hand
@@ -39,11 +61,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let policies = crate::state::load_policies(&config).map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("policies do not load:\n{}", list.join("\n"))
-    })?;
-    let state = Arc::new(GatewayState::new(config, policies).map_err(anyhow::Error::msg)?);
+    let policies = crate::state::load_policies(&config).map_err(ServeError::Policies)?;
+    let state = Arc::new(GatewayState::new(config, policies)?);
     match &state.policies {
         Some(store) => {
             store.watch();
@@ -56,11 +75,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let mut sockets = Vec::new();
     let mut bound = Vec::with_capacity(listen.len());
     for l in &listen {
-        let (address, socket) = port_zero::bind(&l.address)?;
-        sockets.extend(socket.map(|s| (address.clone(), s)));
+        let (address, socket) = port_zero::bind(l.address).map_err(ServeError::Bind)?;
+        sockets.extend(socket.map(|s| (address.to_string(), s)));
         bound.push(address);
     }
-    let addresses: Vec<SocketAddr> = bound.iter().filter_map(|a| a.parse().ok()).collect();
+    let addresses: Vec<SocketAddr> = bound.clone();
     let limits = state.config.limits;
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
@@ -73,7 +92,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         limits::Limited::new(proxy, limits, &addresses),
     );
     for (l, address) in listen.iter().zip(&bound) {
-        let endpoint = ListenerConfig::tcp(address.as_str());
+        let endpoint = ListenerConfig::tcp(address.to_string().as_str());
         let endpoint = match &l.tls {
             None => endpoint.l4_buffer(read_buffer(false)),
             Some(tls) => endpoint
@@ -82,7 +101,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                         &tls.cert.to_string_lossy(),
                         &tls.key.to_string_lossy(),
                     )
-                    .map_err(|e| anyhow::anyhow!("TLS listener {}: {e}", l.address))?,
+                    .map_err(|source| ServeError::Tls {
+                        address: l.address,
+                        source,
+                    })?,
                 )
                 .l4_buffer(read_buffer(true)),
         };
@@ -94,15 +116,16 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         let app = pingora::apps::http_app::HttpServer::new_app(crate::admin::Admin {
             state: state.clone(),
         });
-        let (address, socket) = port_zero::bind(&admin.address)?;
-        let admin_address: Vec<SocketAddr> = address.parse().into_iter().collect();
+        let (address, socket) = port_zero::bind(admin.address).map_err(ServeError::Bind)?;
         let mut svc = Service::new(
             "s3gate admin".to_string(),
-            limits::Limited::new(app, limits, &admin_address),
+            limits::Limited::new(app, limits, &[address]),
         );
-        svc.add_listener(ListenerConfig::tcp(address.as_str()).l4_buffer(read_buffer(false)));
+        svc.add_listener(
+            ListenerConfig::tcp(address.to_string().as_str()).l4_buffer(read_buffer(false)),
+        );
         tracing::info!(kind = %"admin", address = %address, "listening (/healthz /readyz /metrics)");
-        let sockets = socket.map(|s| (address, s)).into_iter().collect();
+        let sockets = socket.map(|s| (address.to_string(), s)).into_iter().collect();
         server.add_service(port_zero::PreBound {
             service: svc,
             sockets,
@@ -161,7 +184,10 @@ fn drain_on_sigterm(
                 .build()
             {
                 Ok(rt) => rt,
-                Err(_) => return,
+                Err(e) => {
+                    tracing::warn!("cannot start the shutdown drainer: {e}");
+                    return;
+                }
             };
             rt.block_on(async move {
                 loop {
@@ -180,7 +206,9 @@ fn drain_on_sigterm(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 if let Some(a) = &audit {
-                    let _ = a.sync().await;
+                    if let Err(e) = a.sync().await {
+                        tracing::error!("audit log not synced at shutdown: {e}");
+                    }
                 }
                 tracing::info!("SIGTERM: drained, exiting");
                 std::process::exit(0);

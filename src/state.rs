@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::admit::decide::{Decider, Reserved};
 use crate::audit::AuditLog;
 use crate::auth::{Principal, Principals};
-use crate::config::{Config, PolicyMode};
+use crate::config::{Config, OwnershipStore, PolicyMode};
 use crate::multipart::abort::AbortSettings;
 use crate::multipart::inflight::InFlight;
 use crate::multipart::ownership::{Backend, Ownership};
+use crate::multipart::reserved::Reserved;
 use crate::policy::reload::PolicyStore;
 use crate::policy::PolicySet;
 use crate::route::Router;
@@ -33,8 +33,17 @@ pub struct GatewayState {
     pub reserved: Option<Reserved>,
 }
 
+/// Why the gateway's state could not be built from a checked config.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Router(#[from] crate::route::RouterError),
+    #[error("multipart.ownership.upstream `{0}` is not defined")]
+    OwnershipUpstream(String),
+}
+
 impl GatewayState {
-    pub fn new(config: Config, policies: Option<PolicySet>) -> Result<Self, String> {
+    pub fn new(config: Config, policies: Option<PolicySet>) -> Result<Self, StateError> {
         let principals = Principals::new(
             config
                 .principals
@@ -48,51 +57,29 @@ impl GatewayState {
         );
         let router = Router::new(&config)?;
         let names = principal_names(&config);
-        let paths = crate::policy::resolve_paths(&config.file, &config.policies.paths);
-        let policies = policies.map(|set| Arc::new(PolicyStore::new(set, paths, names)));
+        let policies = policies
+            .map(|set| Arc::new(PolicyStore::new(set, config.policies.paths.clone(), names)));
         let mode = config.policies.mode;
-        let client = Arc::new(UpstreamClient::new(config.timeouts.clone()));
-        let mut reserved = None;
-        let backend = match config.multipart.as_ref().and_then(|m| m.ownership.as_ref()) {
-            Some(o) if o.store == "s3" => {
-                let name = o.upstream.clone().unwrap_or_default();
-                let upstream = router.upstreams.get(&name).cloned().ok_or_else(|| {
-                    format!("multipart.ownership.upstream `{name}` is not defined")
-                })?;
-                let bucket = o
-                    .bucket
-                    .clone()
-                    .ok_or("multipart.ownership.bucket is required for store: s3")?;
-                let prefix = o
-                    .prefix
-                    .clone()
-                    .unwrap_or_else(|| "s3gate/multipart-owners/".into());
-                reserved = Some(Reserved {
-                    upstream: name,
-                    bucket: bucket.clone(),
-                    prefix: prefix.clone(),
-                });
-                Backend::S3 {
-                    upstream,
-                    bucket,
-                    prefix,
-                }
-            }
-            _ => Backend::Memory,
+        let client = Arc::new(UpstreamClient::new(config.timeouts));
+        let reserved = Reserved::from_config(&config);
+        let backend = match &config.multipart.ownership {
+            OwnershipStore::S3 {
+                upstream,
+                bucket,
+                prefix,
+            } => Backend::S3 {
+                upstream: router
+                    .upstreams
+                    .get(upstream)
+                    .cloned()
+                    .ok_or_else(|| StateError::OwnershipUpstream(upstream.clone()))?,
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            },
+            OwnershipStore::Memory => Backend::Memory,
         };
         let ownership = Arc::new(Ownership::new(backend, client.clone()));
-        let mut abort = AbortSettings::default();
-        if let Some(a) = config.multipart.as_ref().and_then(|m| m.abort.as_ref()) {
-            if let Some(d) = a
-                .drain_in_flight
-                .as_deref()
-                .and_then(crate::multipart::parse_duration)
-            {
-                abort.drain_in_flight = d;
-            }
-            abort.verify = a.verify.unwrap_or(true);
-            abort.max_attempts = a.max_attempts.unwrap_or(5).max(1);
-        }
+        let abort = config.multipart.abort.clone();
         let audit = config
             .audit
             .as_ref()
@@ -111,16 +98,6 @@ impl GatewayState {
             reserved,
         })
     }
-
-    /// What the decision stages read, with the policy set now in force.
-    pub fn decider(&self) -> Decider<'_> {
-        Decider {
-            router: &self.router,
-            policies: self.policies.as_ref().map(|p| p.current()),
-            shadow: self.mode == PolicyMode::Shadow,
-            reserved: self.reserved.as_ref(),
-        }
-    }
 }
 
 pub fn principal_names(config: &Config) -> Vec<String> {
@@ -134,6 +111,5 @@ pub fn load_policies(
     if config.policies.paths.is_empty() {
         return Ok(None);
     }
-    let paths = crate::policy::resolve_paths(&config.file, &config.policies.paths);
-    crate::policy::load(&paths, Some(&principal_names(config))).map(Some)
+    crate::policy::load(&config.policies.paths, Some(&principal_names(config))).map(Some)
 }

@@ -12,7 +12,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 
 use crate::auth::crypto::sha256_hex;
-use crate::config::TimeoutsConfig;
+use crate::config::Timeouts;
 use crate::resign::sign_request;
 use crate::route::Upstream;
 use crate::s3::uri::encode_component;
@@ -23,7 +23,7 @@ const MAX_BODY: usize = 4 << 20;
 
 pub struct UpstreamClient {
     connector: Connector,
-    timeouts: TimeoutsConfig,
+    timeouts: Timeouts,
 }
 
 /// An upstream's answer.
@@ -55,7 +55,7 @@ pub struct Call<'a> {
 }
 
 impl UpstreamClient {
-    pub fn new(timeouts: TimeoutsConfig) -> Self {
+    pub fn new(timeouts: Timeouts) -> Self {
         UpstreamClient {
             connector: Connector::new(None),
             timeouts,
@@ -103,14 +103,15 @@ impl UpstreamClient {
         let credentials = up.credentials.get().await?;
         let scheme = if up.endpoint.tls { "https" } else { "http" };
         let uri = format!("{scheme}://{host}{path_and_query}");
+        let (region, service) = up.signing(call.bucket);
         for (n, v) in sign_request(
             call.method,
             &uri,
             &req.headers,
             &hash,
             &crate::resign::SignFor {
-                upstream: up,
-                bucket: call.bucket,
+                region: &region,
+                service,
                 credentials: &credentials,
             },
             SystemTime::now(),
@@ -182,11 +183,7 @@ impl UpstreamClient {
             body.extend_from_slice(&chunk);
         }
         self.connector
-            .release_http_session(
-                session,
-                &peer,
-                Some(std::time::Duration::from_secs(self.timeouts.idle_secs)),
-            )
+            .release_http_session(session, &peer, Some(self.timeouts.idle))
             .await;
         Ok(Reply {
             status,

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::AuditError;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     pub v: u32,
@@ -34,26 +36,26 @@ pub fn file_name(log: &Path) -> String {
 }
 
 /// The head of `log`: `Ok(None)` when there is none.
-pub fn read(log: &Path) -> Result<Option<Head>, String> {
+pub fn read(log: &Path) -> Result<Option<Head>, AuditError> {
     let p = path_for(log);
     match std::fs::read(&p) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| format!("{}: not a head file: {e}", p.display())),
+            .map_err(|source| AuditError::BadHead { path: p, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", p.display())),
+        Err(e) => Err(AuditError::Io { path: p, source: e }),
     }
 }
 
 /// Replace the head atomically: write a temporary file, fsync it, rename
 /// it over the head, fsync the directory. Blocking: call it from the audit
 /// writer thread.
-pub fn write(log: &Path, head: &Head) -> Result<(), String> {
+pub fn write(log: &Path, head: &Head) -> Result<(), AuditError> {
     let p = path_for(log);
     let mut tmp = p.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let body = serde_json::to_vec(head).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(head).map_err(AuditError::Encode)?;
     let r = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(&body)?;
@@ -66,7 +68,7 @@ pub fn write(log: &Path, head: &Head) -> Result<(), String> {
             .unwrap_or(Path::new("."));
         File::open(dir)?.sync_all()
     })();
-    r.map_err(|e| format!("{}: {e}", p.display()))
+    r.map_err(AuditError::io(p))
 }
 
 #[cfg(test)]
@@ -77,7 +79,7 @@ mod tests {
     fn written_atomically_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.jsonl");
-        assert_eq!(read(&log), Ok(None));
+        assert_eq!(read(&log).unwrap(), None);
         let h = Head {
             v: 1,
             file: "audit.jsonl".into(),
@@ -96,6 +98,8 @@ mod tests {
         assert_eq!(read(&log).unwrap().map(|h| h.seq), Some(5));
         assert!(!dir.path().join("audit.jsonl.head.tmp").exists());
         std::fs::write(path_for(&log), "{").unwrap();
-        assert!(read(&log).unwrap_err().contains("not a head file"));
+        let e = read(&log).unwrap_err();
+        assert!(e.to_string().contains("not a head file"), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

@@ -57,7 +57,7 @@ pub fn verify(files: &[PathBuf]) -> Report {
             None
         }
         Some(Err(e)) => {
-            report.problems.push(e);
+            report.problems.push(e.to_string());
             None
         }
         None => None,

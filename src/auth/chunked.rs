@@ -227,7 +227,8 @@ impl ChunkedDecoder {
     }
 
     fn on_header(&mut self, line: &[u8]) -> Result<(), S3Error> {
-        let line = std::str::from_utf8(line).map_err(|_| bad("chunk header is not ASCII"))?;
+        let line = std::str::from_utf8(line)
+            .map_err(|e| bad(&format!("chunk header is not ASCII ({e})")))?;
         let (size, ext) = match line.split_once(';') {
             Some((s, e)) => (s, Some(e)),
             None => (line, None),
@@ -239,7 +240,8 @@ impl ChunkedDecoder {
         if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("invalid chunk size"));
         }
-        let size = u64::from_str_radix(size, 16).map_err(|_| bad("invalid chunk size"))?;
+        let size =
+            u64::from_str_radix(size, 16).map_err(|e| bad(&format!("invalid chunk size ({e})")))?;
         // A chunk that cannot fit in the announced length is refused before
         // any of its data is read.
         let end = self.decoded.checked_add(size);
@@ -292,7 +294,8 @@ impl ChunkedDecoder {
         if line.is_empty() {
             return self.end_of_trailers();
         }
-        let line = std::str::from_utf8(line).map_err(|_| bad("trailer is not UTF-8"))?;
+        let line =
+            std::str::from_utf8(line).map_err(|e| bad(&format!("trailer is not UTF-8 ({e})")))?;
         let (name, value) = line
             .split_once(':')
             .ok_or_else(|| bad("trailer without ':'"))?;

@@ -23,25 +23,7 @@ use std::time::SystemTime;
 use http::HeaderMap;
 
 use crate::s3::{err, Addressed, Query, S3Error, S3ErrorCode};
-
-/// A secret that never prints.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Secret(s)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use crate::secret::Secret;
 
 /// A client identity of the gateway.
 #[derive(Debug)]
@@ -245,11 +227,11 @@ pub fn authenticate(
     let Some(auth) = req.headers.get("authorization") else {
         return Ok(Identity::Anonymous);
     };
-    let auth = auth.to_str().map_err(|_| {
+    let auth = auth.to_str().map_err(|e| {
         AuthError::new(
             err(
                 S3ErrorCode::AuthorizationHeaderMalformed,
-                "The authorization header is not valid ASCII",
+                format!("The authorization header is not valid ASCII ({e})"),
             ),
             None,
         )

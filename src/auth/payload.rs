@@ -168,10 +168,12 @@ fn header_checksum(headers: &HeaderMap) -> Option<(Checksum, String)> {
 fn trailer_header(headers: &HeaderMap) -> Result<Option<&str>, S3Error> {
     match headers.get("x-amz-trailer") {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| err(S3ErrorCode::InvalidRequest, "x-amz-trailer is not valid")),
+        Some(v) => v.to_str().map(Some).map_err(|e| {
+            err(
+                S3ErrorCode::InvalidRequest,
+                format!("x-amz-trailer is not valid: {e}"),
+            )
+        }),
     }
 }
 

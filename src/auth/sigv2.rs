@@ -131,8 +131,12 @@ fn presigned_signing_time(expires_at: SystemTime, now: SystemTime) -> SystemTime
 }
 
 fn check(secret: &str, sts: &str, signature: &str) -> Result<(), crate::s3::S3Error> {
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes())
-        .map_err(|_| err(S3ErrorCode::InternalError, "HMAC key rejected"))?;
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).map_err(|e| {
+        err(
+            S3ErrorCode::InternalError,
+            format!("HMAC key rejected: {e}"),
+        )
+    })?;
     mac.update(sts.as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     if constant_time_eq(expected.as_bytes(), signature.as_bytes()) {

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use super::diagnostics::{k, Ctx};
 use super::locate::Step;
-use super::{k, Ctx};
 
 /// The limits in force (defaults when the section or a key is absent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

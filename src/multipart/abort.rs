@@ -17,22 +17,8 @@ use crate::route::Upstream;
 use crate::s3::S3Error;
 use crate::upstream_client::{Call, Reply, UpstreamClient};
 
-#[derive(Debug, Clone)]
-pub struct AbortSettings {
-    pub drain_in_flight: Duration,
-    pub verify: bool,
-    pub max_attempts: u32,
-}
-
-impl Default for AbortSettings {
-    fn default() -> Self {
-        AbortSettings {
-            drain_in_flight: Duration::from_secs(30),
-            verify: true,
-            max_attempts: 5,
-        }
-    }
-}
+/// `multipart.abort` of the config.
+pub use crate::config::AbortSettings;
 
 /// What happened, for the client and the audit record.
 pub struct AbortResult {

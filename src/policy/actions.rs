@@ -368,6 +368,16 @@ mod tests {
             assert_eq!(canonical(&a.to_ascii_lowercase()), Some(*a));
         }
     }
+
+    #[test]
+    fn every_sub_resource_action_is_known() {
+        for s in crate::s3::subresource::TABLE {
+            assert!(canonical(s.action).is_some(), "{}", s.action);
+            if let Some(v) = s.version_action {
+                assert!(canonical(v).is_some(), "{v}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

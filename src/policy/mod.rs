@@ -5,7 +5,6 @@ pub mod actions;
 pub mod condition;
 pub mod context;
 pub mod eval;
-pub mod explain;
 pub mod glob;
 pub mod model;
 pub mod parse;
@@ -13,7 +12,7 @@ pub mod reload;
 pub mod testing;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::config::ConfigError;
 pub use eval::{Decision, PolicySet};
@@ -24,22 +23,11 @@ pub use model::Effect;
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| ConfigError {
-            file: p.clone(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read policy path: {e}"),
-            snippet: None,
-        })?;
+        let meta = std::fs::metadata(p)
+            .map_err(|e| ConfigError::file(p, format!("cannot read policy path: {e}")))?;
         if meta.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| ConfigError {
-                    file: p.clone(),
-                    line: 1,
-                    column: 1,
-                    message: format!("cannot list: {e}"),
-                    snippet: None,
-                })?
+                .map_err(|e| ConfigError::file(p, format!("cannot list: {e}")))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| {
                     let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -73,13 +61,7 @@ pub fn load(
     let mut errors = Vec::new();
     for f in &files {
         match std::fs::read_to_string(f) {
-            Err(e) => errors.push(ConfigError {
-                file: f.clone(),
-                line: 1,
-                column: 1,
-                message: format!("cannot read: {e}"),
-                snippet: None,
-            }),
+            Err(e) => errors.push(ConfigError::file(f, format!("cannot read: {e}"))),
             Ok(src) => match parse::parse_file(f, &src, known.as_ref()) {
                 Ok(p) => {
                     statements.extend(p.statements);
@@ -94,19 +76,4 @@ pub fn load(
     }
     let names: Vec<String> = principals.map(<[String]>::to_vec).unwrap_or_default();
     Ok(PolicySet::new(statements, tests, &names))
-}
-
-/// Resolve policy paths relative to the config file's folder.
-pub fn resolve_paths(config_file: &Path, paths: &[PathBuf]) -> Vec<PathBuf> {
-    let base = config_file.parent().unwrap_or(Path::new("."));
-    paths
-        .iter()
-        .map(|p| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        })
-        .collect()
 }

@@ -11,9 +11,9 @@ use super::actions;
 use super::condition::{self, Condition};
 use super::glob;
 use super::model::{Effect, PrincipalMatch, Statement, TestCase};
+use crate::config::diagnostics::did_you_mean;
 use crate::config::locate::{locate, Step};
 use crate::config::ConfigError;
-use crate::util::did_you_mean;
 
 const STATEMENT_KEYS: &[&str] = &[
     "Sid",
@@ -48,19 +48,8 @@ fn k(s: &str) -> Step {
 
 impl Cx<'_> {
     fn error(&mut self, path: &[Step], msg: impl Into<String>) {
-        let (line, column) = locate(self.src, path);
-        let snippet = self
-            .src
-            .lines()
-            .nth(line.saturating_sub(1))
-            .map(|s| s.trim_end().to_string());
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: msg.into(),
-            snippet,
-        });
+        let e = ConfigError::at_path(self.file, self.src, path, msg.into());
+        self.errors.push(e);
     }
 }
 
@@ -117,20 +106,7 @@ pub fn parse_file(
     };
     let doc: Value = match serde_yaml::from_str(src) {
         Ok(v) => v,
-        Err(e) => {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            let snippet = src
-                .lines()
-                .nth(line.saturating_sub(1))
-                .map(|s| s.trim_end().to_string());
-            return Err(vec![ConfigError {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message: format!("invalid YAML: {e}"),
-                snippet,
-            }]);
-        }
+        Err(e) => return Err(vec![ConfigError::yaml(file, src, &e)]),
     };
     let Value::Mapping(top) = &doc else {
         cx.error(&[], "a policy must be a mapping with Version and Statement");

@@ -16,23 +16,13 @@ use aws_config::Region;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use tokio::sync::OnceCell;
 
-use crate::auth::Secret;
 use crate::config::ResolvedCredentials;
+pub use crate::config::Source;
 use crate::s3::{err, S3Error, S3ErrorCode};
+use crate::secret::Secret;
 
 /// Refresh this long before expiry.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone)]
-pub enum Source {
-    DefaultChain,
-    AssumeRole {
-        role_arn: String,
-        external_id: Option<String>,
-        session_name: String,
-        source: Box<Source>,
-    },
-}
 
 pub enum UpstreamCredentials {
     Static(ResolvedCredentials),

@@ -17,7 +17,7 @@ use http::HeaderMap;
 
 pub mod credentials;
 
-use crate::route::Upstream;
+use crate::config::ResolvedCredentials;
 use crate::s3::{err, S3Error, S3ErrorCode};
 
 /// Headers that must not be signed: they are hop-by-hop, or intermediaries
@@ -40,12 +40,13 @@ const UNSIGNED: &[&str] = &[
 
 /// Sign `method uri` with `headers` (which must already hold the final
 /// Host and `x-amz-content-sha256`); returns the headers to add.
-/// Whose request is signed: the upstream, the bucket on it (an ARN brings
-/// its own region and signing name) and the keys to sign with.
+/// How the request is signed: the region and signing name (the
+/// upstream's, or those of the access point ARN it goes to, see
+/// `route::Upstream::signing`) and the keys to sign with.
 pub struct SignFor<'a> {
-    pub upstream: &'a Upstream,
-    pub bucket: Option<&'a str>,
-    pub credentials: &'a crate::config::ResolvedCredentials,
+    pub region: &'a str,
+    pub service: &'a str,
+    pub credentials: &'a ResolvedCredentials,
 }
 
 pub fn sign_request(
@@ -56,9 +57,7 @@ pub fn sign_request(
     to: &SignFor<'_>,
     now: SystemTime,
 ) -> Result<Vec<(&'static str, String)>, S3Error> {
-    let (upstream, bucket, credentials) = (to.upstream, to.bucket, to.credentials);
-    // An access point or Outposts ARN brings its own region and signing name.
-    let (region, service) = upstream.signing(bucket);
+    let (region, service, credentials) = (to.region, to.service, to.credentials);
     let fail = |what: &str| {
         err(
             S3ErrorCode::InternalError,
@@ -81,7 +80,7 @@ pub fn sign_request(
     settings.excluded_headers = Some(UNSIGNED.iter().map(|h| Cow::Borrowed(*h)).collect());
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(&region)
+        .region(region)
         .name(service)
         .time(now)
         .settings(settings)

@@ -10,65 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{Addressing, BucketConfig, Config, UpstreamKind};
+pub use crate::config::Endpoint;
+use crate::config::{Addressing, BucketConfig, Config, CredentialSource, Timeouts, UpstreamKind};
 use crate::resign::credentials::UpstreamCredentials;
 use crate::s3::uri::encode_path;
 use crate::s3::{err, S3ErrorCode, S3Result};
 pub use arn::Arn;
-
-/// `scheme://host[:port]` of an upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Endpoint {
-    pub fn parse(s: &str) -> Result<Endpoint, String> {
-        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = s.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(format!("`{s}` must start with http:// or https://"));
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.contains('/') || rest.is_empty() {
-            return Err(format!("`{s}` must be scheme://host[:port] without a path"));
-        }
-        let default_port = if tls { 443 } else { 80 };
-        let (host, port) = if rest.starts_with('[') {
-            let (h, p) = rest
-                .split_once(']')
-                .ok_or_else(|| format!("`{s}`: unclosed IPv6 literal"))?;
-            let port = match p.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
-                None => default_port,
-            };
-            (format!("{h}]"), port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (
-                    h.to_string(),
-                    p.parse().map_err(|_| format!("`{s}`: invalid port"))?,
-                ),
-                None => (rest.to_string(), default_port),
-            }
-        };
-        Ok(Endpoint { tls, host, port })
-    }
-
-    /// The authority for a Host header: the port only when not the default.
-    pub fn authority(&self, host: &str) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        if self.port == default {
-            host.to_string()
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-}
 
 /// A configured upstream, ready to receive requests.
 #[derive(Debug)]
@@ -90,6 +37,8 @@ pub struct Upstream {
     pub fips: bool,
     /// Roots to trust for this upstream's TLS (`tls.ca_file`); None: the system's.
     pub ca: Option<Arc<pingora::protocols::tls::CaType>>,
+    /// Bucket names that are access point or Outposts ARNs (parsed by the config).
+    pub access_points: BTreeMap<String, Arn>,
 }
 
 impl Upstream {
@@ -97,9 +46,7 @@ impl Upstream {
     /// A bucket that is an access point or Outposts ARN has a host of its own.
     pub fn locate(&self, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
         let key_path = key.map(encode_path).unwrap_or_default();
-        if let Some(arn) =
-            bucket.and_then(|b| b.starts_with("arn:").then(|| Arn::parse(b).ok()).flatten())
-        {
+        if let Some(arn) = bucket.and_then(|b| self.access_points.get(b)) {
             return (
                 self.endpoint
                     .authority(&arn.host(self.dualstack, self.fips)),
@@ -129,10 +76,7 @@ impl Upstream {
 
     /// Region and signing name for requests on `bucket` (an ARN brings its own).
     pub fn signing(&self, bucket: Option<&str>) -> (String, &'static str) {
-        match bucket
-            .filter(|b| b.starts_with("arn:"))
-            .and_then(|b| Arn::parse(b).ok())
-        {
+        match bucket.and_then(|b| self.access_points.get(b)) {
             Some(arn) => (arn.region().to_string(), arn.service()),
             None => (self.region.clone(), self.service),
         }
@@ -144,7 +88,7 @@ impl Upstream {
 pub async fn peer(
     up: &Upstream,
     bucket: Option<&str>,
-    t: &crate::config::TimeoutsConfig,
+    t: &Timeouts,
 ) -> S3Result<pingora::upstreams::peer::HttpPeer> {
     let (authority, _) = up.locate(bucket, None);
     let sni = crate::s3::addressing::strip_port(&authority)
@@ -165,17 +109,52 @@ pub async fn peer(
     };
     let mut peer = pingora::upstreams::peer::HttpPeer::new(addr, up.endpoint.tls, sni);
     peer.options.ca = up.ca.clone();
-    peer.options.connection_timeout = Some(std::time::Duration::from_secs(t.connect_secs));
-    peer.options.read_timeout = Some(std::time::Duration::from_secs(t.read_secs));
-    peer.options.write_timeout = Some(std::time::Duration::from_secs(t.read_secs));
-    peer.options.idle_timeout = Some(std::time::Duration::from_secs(t.idle_secs));
+    peer.options.connection_timeout = Some(t.connect);
+    peer.options.read_timeout = Some(t.read);
+    peer.options.write_timeout = Some(t.read);
+    peer.options.idle_timeout = Some(t.idle);
     Ok(peer)
 }
 
+/// Why the router could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("upstream {upstream}: tls.ca_file: {source}")]
+    Ca {
+        upstream: String,
+        #[source]
+        source: CaError,
+    },
+    #[error("bucket {bucket}: unknown upstream {upstream}")]
+    UnknownUpstream { bucket: String, upstream: String },
+}
+
+/// Why a CA file gave no roots to trust.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: bad PEM: {source}", path.display())]
+    Pem {
+        path: std::path::PathBuf,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("{}: no certificate found", path.display())]
+    Empty { path: std::path::PathBuf },
+}
+
 /// The certificates of a PEM file, as roots to trust for one upstream.
-pub fn load_ca(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, String> {
+pub fn load_ca(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, CaError> {
     use base64::Engine as _;
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pem = std::fs::read_to_string(path).map_err(|source| CaError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut certs = Vec::new();
     for block in pem.split("-----BEGIN CERTIFICATE-----").skip(1) {
         let body = block
@@ -185,14 +164,19 @@ pub fn load_ca(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::Ca
         let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+            .map_err(|source| CaError::Pem {
+                path: path.to_path_buf(),
+                source,
+            })?;
         certs.push(pingora::utils::tls::WrappedX509::new(
             der,
             pingora::utils::tls::parse_x509,
         ));
     }
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found", path.display()));
+        return Err(CaError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(Arc::from(certs.into_boxed_slice()))
 }
@@ -214,57 +198,40 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Result<Router, String> {
+    pub fn new(config: &Config) -> Result<Router, RouterError> {
         let mut upstreams = BTreeMap::new();
         for (name, u) in &config.upstreams {
-            let endpoint = match (&u.endpoint, u.kind) {
-                (Some(e), _) => Endpoint::parse(e)?,
-                // AWS's regional endpoint (dual-stack / FIPS on request).
-                (None, UpstreamKind::Aws | UpstreamKind::Outposts) => {
-                    let region = u.region.as_deref().unwrap_or("us-east-1");
-                    Endpoint {
-                        tls: true,
-                        host: arn::aws_s3_host(region, u.dualstack, u.fips),
-                        port: 443,
-                    }
+            let credentials = match &u.credentials {
+                CredentialSource::Static(c) => UpstreamCredentials::Static(c.clone()),
+                CredentialSource::Provider(src) => {
+                    UpstreamCredentials::dynamic(name, &u.region, src.clone())
                 }
-                (None, _) => return Err(format!("upstream {name} needs an endpoint")),
             };
-            let region = u.region.clone().unwrap_or_else(|| "us-east-1".into());
-            let credentials = match (
-                config.upstream_credentials.get(name),
-                config.upstream_sources.get(name),
-            ) {
-                (Some(c), _) => UpstreamCredentials::Static(c.clone()),
-                (None, Some(src)) => UpstreamCredentials::dynamic(name, &region, src.clone()),
-                (None, None) => return Err(format!("upstream {name} has no usable credentials")),
+            let ca = match &u.ca_file {
+                Some(f) => Some(load_ca(f).map_err(|source| RouterError::Ca {
+                    upstream: name.clone(),
+                    source,
+                })?),
+                None => None,
             };
-            let addressing = u.addressing.unwrap_or(match u.kind {
-                UpstreamKind::Aws => Addressing::Virtual,
-                _ => Addressing::Path,
-            });
             let up = Upstream {
                 name: name.clone(),
                 kind: u.kind,
-                region: u.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                addressing,
-                connect_to: u.connect_to.as_deref().and_then(|c| c.parse().ok()),
+                region: u.region.clone(),
+                addressing: u.addressing,
+                connect_to: u.connect_to,
                 credentials,
                 service: if u.kind == UpstreamKind::Outposts {
                     "s3-outposts"
                 } else {
                     "s3"
                 },
-                checksum_trailers: u.checksum_trailers.unwrap_or(true),
-                ca: match u.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
-                    Some(f) => {
-                        Some(load_ca(f).map_err(|e| format!("upstream {name}: tls.ca_file: {e}"))?)
-                    }
-                    None => None,
-                },
+                checksum_trailers: u.checksum_trailers,
+                ca,
                 dualstack: u.dualstack,
                 fips: u.fips,
-                endpoint,
+                endpoint: u.endpoint.clone(),
+                access_points: u.access_points.clone(),
             };
             upstreams.insert(name.clone(), Arc::new(up));
         }
@@ -273,11 +240,12 @@ impl Router {
             ..Default::default()
         };
         for (bucket, b) in &config.buckets {
-            let up = router
-                .upstreams
-                .get(&b.upstream)
-                .cloned()
-                .ok_or_else(|| format!("bucket {bucket}: unknown upstream {}", b.upstream))?;
+            let up = router.upstreams.get(&b.upstream).cloned().ok_or_else(|| {
+                RouterError::UnknownUpstream {
+                    bucket: bucket.clone(),
+                    upstream: b.upstream.clone(),
+                }
+            })?;
             let entry = (up, Arc::new(b.clone()));
             if bucket == "*" {
                 router.catch_all = Some(entry);
@@ -327,20 +295,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints() {
-        let e = Endpoint::parse("http://127.0.0.1:3900").unwrap();
-        assert_eq!((e.tls, e.host.as_str(), e.port), (false, "127.0.0.1", 3900));
-        let e = Endpoint::parse("https://s3.eu-de.cloud-object-storage.appdomain.cloud/").unwrap();
-        assert_eq!(e.port, 443);
-        assert_eq!(
-            e.authority(&e.host),
-            "s3.eu-de.cloud-object-storage.appdomain.cloud"
-        );
-        assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("http://x/path").is_err());
-    }
-
-    #[test]
     fn locate_path_and_virtual() {
         let mk = |addressing| Upstream {
             name: "u".into(),
@@ -351,7 +305,7 @@ mod tests {
             connect_to: None,
             credentials: UpstreamCredentials::Static(crate::config::ResolvedCredentials {
                 access_key_id: "a".into(),
-                secret_access_key: crate::auth::Secret::new("s".into()),
+                secret_access_key: crate::secret::Secret::new("s".into()),
                 session_token: None,
             }),
             service: "s3",
@@ -359,6 +313,7 @@ mod tests {
             dualstack: false,
             fips: false,
             ca: None,
+            access_points: BTreeMap::new(),
         };
         let p = mk(Addressing::Path);
         assert_eq!(
@@ -373,6 +328,42 @@ mod tests {
         assert_eq!(
             v.locate(Some("b"), Some("k//x")),
             ("b.store.local:3900".into(), "/k//x".into())
+        );
+    }
+
+    #[test]
+    fn access_points_have_their_own_host_and_signing() {
+        let arn = "arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-1/accesspoint/reports";
+        let up = Upstream {
+            name: "o".into(),
+            kind: UpstreamKind::Outposts,
+            endpoint: Endpoint::aws("us-west-2", false, false),
+            region: "us-west-2".into(),
+            addressing: Addressing::Virtual,
+            connect_to: None,
+            credentials: UpstreamCredentials::Static(crate::config::ResolvedCredentials {
+                access_key_id: "a".into(),
+                secret_access_key: crate::secret::Secret::new("s".into()),
+                session_token: None,
+            }),
+            service: "s3-outposts",
+            checksum_trailers: true,
+            dualstack: false,
+            fips: false,
+            ca: None,
+            access_points: BTreeMap::from([(arn.to_string(), Arn::parse(arn).unwrap())]),
+        };
+        assert_eq!(
+            up.locate(Some(arn), Some("k")),
+            (
+                "reports-123456789012.op-1.s3-outposts.us-west-2.amazonaws.com".into(),
+                "/k".into()
+            )
+        );
+        assert_eq!(up.signing(Some(arn)), ("us-west-2".into(), "s3-outposts"));
+        assert_eq!(
+            up.locate(Some("plain"), None).0,
+            "plain.s3.us-west-2.amazonaws.com"
         );
     }
 }

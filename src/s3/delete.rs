@@ -62,7 +62,7 @@ pub fn parse(xml: &[u8]) -> S3Result<DeleteRequest> {
     loop {
         let event = reader
             .read_event_into(&mut buf)
-            .map_err(|_| malformed("not well-formed"))?;
+            .map_err(|e| malformed(&format!("not well-formed ({e})")))?;
         match event {
             Event::Start(e) => {
                 let name = e.local_name();
@@ -96,7 +96,9 @@ pub fn parse(xml: &[u8]) -> S3Result<DeleteRequest> {
             },
             Event::Text(t) => {
                 if let At::Field(_) = at {
-                    let s = t.decode().map_err(|_| malformed("bad text"))?;
+                    let s = t
+                        .decode()
+                        .map_err(|e| malformed(&format!("bad text ({e})")))?;
                     text.push_str(&s);
                 } else if !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(malformed("unexpected text"));
@@ -104,7 +106,8 @@ pub fn parse(xml: &[u8]) -> S3Result<DeleteRequest> {
             }
             Event::CData(t) => {
                 if let At::Field(_) = at {
-                    let s = std::str::from_utf8(&t).map_err(|_| malformed("bad text"))?;
+                    let s = std::str::from_utf8(&t)
+                        .map_err(|e| malformed(&format!("bad text ({e})")))?;
                     text.push_str(s);
                 } else {
                     return Err(malformed("unexpected text"));

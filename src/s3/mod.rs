@@ -4,6 +4,7 @@ pub mod addressing;
 pub mod delete;
 pub mod error;
 pub mod operation;
+pub mod params;
 pub mod subresource;
 pub mod upstream_error;
 pub mod uri;

@@ -15,17 +15,15 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 
 /// The address to give pingora for `address`, with the socket bound for it
 /// when its port is 0 (the bound address then has the real port).
-pub fn bind(address: &str) -> anyhow::Result<(String, Option<TcpListener>)> {
-    match address.parse::<SocketAddr>() {
-        Ok(a) if a.port() == 0 => {
-            let socket = TcpListener::bind(a)
-                .and_then(|s| s.set_nonblocking(true).map(|()| s))
-                .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-            let bound = socket.local_addr()?;
-            Ok((bound.to_string(), Some(socket)))
-        }
-        _ => Ok((address.to_string(), None)),
+pub fn bind(address: SocketAddr) -> std::io::Result<(SocketAddr, Option<TcpListener>)> {
+    if address.port() != 0 {
+        return Ok((address, None));
     }
+    let socket = TcpListener::bind(address)
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{address}: {e}")))?;
+    let bound = socket.local_addr()?;
+    Ok((bound, Some(socket)))
 }
 
 /// A pingora service whose listeners bound by [`bind`] are put into the
@@ -82,15 +80,13 @@ mod tests {
 
     #[test]
     fn port_zero_is_bound_here_and_other_ports_are_left_to_pingora() {
-        let (address, socket) = bind("127.0.0.1:0").expect("bind");
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        let (address, socket) = bind(addr("127.0.0.1:0")).expect("bind");
         let socket = socket.expect("a socket for port 0");
-        assert_eq!(socket.local_addr().expect("addr").to_string(), address);
-        assert_ne!(address, "127.0.0.1:0");
-        let (address, socket) = bind("127.0.0.1:9000").expect("no bind");
-        assert_eq!(address, "127.0.0.1:9000");
-        assert!(socket.is_none());
-        let (address, socket) = bind("localhost:0").expect("no bind");
-        assert_eq!(address, "localhost:0");
+        assert_eq!(socket.local_addr().expect("addr"), address);
+        assert_ne!(address.port(), 0);
+        let (address, socket) = bind(addr("127.0.0.1:9000")).expect("no bind");
+        assert_eq!(address, addr("127.0.0.1:9000"));
         assert!(socket.is_none());
     }
 }

@@ -8,12 +8,12 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::PolicySet;
 use crate::admit::decide::{self, Decider, Inputs, Reserved, Who};
 use crate::admit::parse::parse;
 use crate::admit::view::RequestView;
 use crate::auth::AuthMethod;
 use crate::config::{Config, PolicyMode};
+use crate::policy::PolicySet;
 use crate::route::Router;
 
 /// Keys whose values change every second: shown as `<now>`.
@@ -57,9 +57,9 @@ fn headers_of(args: &[String]) -> Result<HeaderMap, String> {
             .split_once(':')
             .ok_or_else(|| format!("header `{h}` must be `Name: value`"))?;
         let name = HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes())
-            .map_err(|_| format!("bad header name `{n}`"))?;
-        let value =
-            HeaderValue::from_str(v.trim()).map_err(|_| format!("bad header value for `{n}`"))?;
+            .map_err(|e| format!("bad header name `{n}`: {e}"))?;
+        let value = HeaderValue::from_str(v.trim())
+            .map_err(|e| format!("bad header value for `{n}`: {e}"))?;
         headers.append(name, value);
     }
     Ok(headers)
@@ -111,7 +111,7 @@ fn run(
     };
     let req = &parsed.request;
     let _ = writeln!(out, "operation:  {} {:?}", req.op.name(), req.op);
-    let router = Router::new(config)?;
+    let router = Router::new(config).map_err(|e| e.to_string())?;
     let reserved = Reserved::from_config(config);
     let decider = Decider {
         router: &router,

@@ -7,13 +7,13 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use pingora::proxy::Session;
 
-use super::abort::{self, Target};
-use super::ownership::{Ownership, Record};
 use crate::audit::record::{
     DecisionInfo, Event, HeaderRule, InitiatorLookup, StatementRef, UpstreamInfo,
 };
 use crate::context::RequestCtx;
 use crate::forward;
+use crate::multipart::abort::{self, Target};
+use crate::multipart::ownership::{Ownership, Record};
 use crate::s3::{err, Operation, S3Error, S3ErrorCode, S3Result};
 use crate::state::GatewayState;
 use crate::upstream_client::{Call, Reply};

@@ -1,9 +1,15 @@
-//! The gateway configuration as users write it (docs/gateway.example.yaml).
-//! Unknown keys are errors, never silently ignored.
+//! The gateway configuration as users write it (docs/gateway.example.yaml),
+//! before it is checked and turned into the typed model (`internal`).
+//! Unknown keys are errors, never silently ignored. Values whose spelling
+//! needs a message of its own (addresses, durations, `store`, `fsync`, …)
+//! stay text here and are converted, with a positioned error, by the
+//! section checkers.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use super::internal::{Addressing, TlsConfig, UpstreamKind};
 
 /// Where a secret comes from: `"literal"`, `{ env: VAR }` or `{ file: /path }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,33 +30,10 @@ pub struct ListenerConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PrincipalConfig {
     pub name: String,
     pub access_key_id: String,
     pub secret_access_key: SecretSource,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpstreamKind {
-    Aws,
-    Cos,
-    Outposts,
-    S3Compatible,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Addressing {
-    Path,
-    Virtual,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,56 +102,6 @@ pub struct UpstreamConfig {
     pub fips: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExpectedBucketOwnerRule {
-    #[default]
-    Passthrough,
-    Enforce,
-    Require,
-    Inject,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RequestPayerRule {
-    #[default]
-    Allow,
-    Deny,
-    Require,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BucketConfig {
-    pub upstream: String,
-    #[serde(default)]
-    pub target: Option<String>,
-    #[serde(default)]
-    pub owner: Option<String>,
-    #[serde(default)]
-    pub expected_bucket_owner: ExpectedBucketOwnerRule,
-    #[serde(default)]
-    pub request_payer: RequestPayerRule,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyMode {
-    #[default]
-    Enforce,
-    Shadow,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoliciesConfig {
-    #[serde(default)]
-    pub paths: Vec<PathBuf>,
-    #[serde(default)]
-    pub mode: PolicyMode,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OwnershipConfig {
@@ -203,13 +136,6 @@ pub struct MultipartConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RotateConfig {
-    pub max_bytes: u64,
-    pub keep: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     pub path: PathBuf,
     #[serde(default)]
@@ -219,7 +145,7 @@ pub struct AuditConfig {
     #[serde(default)]
     pub on_failure: Option<String>,
     #[serde(default)]
-    pub rotate: Option<RotateConfig>,
+    pub rotate: Option<super::internal::RotateConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,54 +154,16 @@ pub struct AdminConfig {
     pub address: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Human,
-    Json,
-}
-
-/// s3gate's extension: logging. `level` takes tracing's filter syntax.
+/// s3gate's extension: timeouts towards upstreams, in seconds.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    #[serde(default)]
-    pub format: LogFormat,
-    #[serde(default)]
-    pub level: Option<String>,
-}
-
-/// s3gate's extension: timeouts towards upstreams, in seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TimeoutsConfig {
-    #[serde(default = "default_connect")]
-    pub connect_secs: u64,
-    #[serde(default = "default_idle")]
-    pub idle_secs: u64,
-    #[serde(default = "default_read")]
-    pub read_secs: u64,
-}
-
-fn default_connect() -> u64 {
-    10
-}
-fn default_idle() -> u64 {
-    60
-}
-fn default_read() -> u64 {
-    300
-}
-
-impl Default for TimeoutsConfig {
-    fn default() -> Self {
-        TimeoutsConfig {
-            connect_secs: default_connect(),
-            idle_secs: default_idle(),
-            read_secs: default_read(),
-        }
-    }
+    #[serde(default)]
+    pub connect_secs: Option<u64>,
+    #[serde(default)]
+    pub idle_secs: Option<u64>,
+    #[serde(default)]
+    pub read_secs: Option<u64>,
 }
 
 /// The top level. Each section is parsed on its own so that one mistake

@@ -1,0 +1,332 @@
+//! The checked configuration: typed values the runtime only reads. Every
+//! address, endpoint, ARN, duration, credential source and option in here
+//! was parsed (and its spelling reported at file:line:column) once, by the
+//! section checkers; nothing downstream parses config text again.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Arn, ConfigError, Endpoint, Limits};
+use crate::secret::Secret;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub listen: Vec<Listener>,
+    pub region: String,
+    pub hostnames: Vec<String>,
+    pub principals: Vec<ResolvedPrincipal>,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    pub buckets: BTreeMap<String, BucketConfig>,
+    pub policies: PoliciesConfig,
+    pub multipart: MultipartConfig,
+    pub audit: Option<AuditConfig>,
+    pub admin: Option<AdminConfig>,
+    pub log: LogConfig,
+    pub gateway_name: String,
+    pub timeouts: Timeouts,
+    /// What one client connection may cost (s3gate extension, `limits:`).
+    pub limits: Limits,
+    pub threads: usize,
+    /// After SIGTERM, how long in-flight requests may take (s3gate extension).
+    pub shutdown_grace: Duration,
+    /// Things that work but deserve a look (`s3gate check` prints them).
+    pub warnings: Vec<ConfigError>,
+}
+
+/// A client listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A principal with its secret resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedPrincipal {
+    pub name: String,
+    pub access_key_id: String,
+    pub secret: Secret,
+}
+
+/// Upstream credentials, resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamKind {
+    Aws,
+    Cos,
+    Outposts,
+    S3Compatible,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    Path,
+    Virtual,
+}
+
+/// Where an upstream's keys come from, when they are not written down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    DefaultChain,
+    AssumeRole {
+        role_arn: String,
+        external_id: Option<String>,
+        session_name: String,
+        source: Box<Source>,
+    },
+}
+
+/// An upstream's credentials: static keys, or a provider.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    Static(ResolvedCredentials),
+    Provider(Source),
+}
+
+/// A checked upstream, defaults applied.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub kind: UpstreamKind,
+    /// As written, or AWS's regional endpoint for kinds aws and outposts.
+    pub endpoint: Endpoint,
+    /// As written, or `us-east-1`.
+    pub region: String,
+    /// As written, or virtual for kind aws and path for the others.
+    pub addressing: Addressing,
+    pub credentials: CredentialSource,
+    /// Dial this address but keep the endpoint's Host and SNI.
+    pub connect_to: Option<SocketAddr>,
+    /// Roots to trust for this upstream's TLS; None: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Re-frame aws-chunked bodies so the client's trailing checksum
+    /// reaches the upstream.
+    pub checksum_trailers: bool,
+    pub dualstack: bool,
+    pub fips: bool,
+    /// Bucket names on this upstream that are access point or Outposts
+    /// ARNs (bucket targets, the ownership store's bucket), parsed.
+    pub access_points: BTreeMap<String, Arn>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedBucketOwnerRule {
+    #[default]
+    Passthrough,
+    Enforce,
+    Require,
+    Inject,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestPayerRule {
+    #[default]
+    Allow,
+    Deny,
+    Require,
+}
+
+/// A client-visible bucket: where it goes, and its rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    pub upstream: String,
+    /// The bucket name upstream (or an access point ARN, see
+    /// `UpstreamConfig::access_points`).
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub expected_bucket_owner: ExpectedBucketOwnerRule,
+    #[serde(default)]
+    pub request_payer: RequestPayerRule,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// Policy files and folders; relative ones are resolved against the
+    /// config file's folder when the config is loaded.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub mode: PolicyMode,
+}
+
+/// Where the multipart ownership records are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OwnershipStore {
+    #[default]
+    Memory,
+    /// Objects under `prefix` in `bucket` on `upstream`.
+    S3 {
+        upstream: String,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// The default prefix of the ownership records in their bucket.
+pub const DEFAULT_OWNERSHIP_PREFIX: &str = "s3gate/multipart-owners/";
+
+/// The abort flow's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortSettings {
+    pub drain_in_flight: Duration,
+    pub verify: bool,
+    pub max_attempts: u32,
+}
+
+impl Default for AbortSettings {
+    fn default() -> Self {
+        AbortSettings {
+            drain_in_flight: Duration::from_secs(30),
+            verify: true,
+            max_attempts: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MultipartConfig {
+    pub ownership: OwnershipStore,
+    pub abort: AbortSettings,
+}
+
+/// Events the audit ledger can record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    AbortMultipartUpload,
+    CreateMultipartUpload,
+    CompleteMultipartUpload,
+    Denied,
+}
+
+impl AuditEvent {
+    pub const ALL: [AuditEvent; 4] = [
+        AuditEvent::AbortMultipartUpload,
+        AuditEvent::CreateMultipartUpload,
+        AuditEvent::CompleteMultipartUpload,
+        AuditEvent::Denied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::AbortMultipartUpload => "AbortMultipartUpload",
+            AuditEvent::CreateMultipartUpload => "CreateMultipartUpload",
+            AuditEvent::CompleteMultipartUpload => "CompleteMultipartUpload",
+            AuditEvent::Denied => "Denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditEvent> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// When audit records reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before the client hears the answer.
+    #[default]
+    Always,
+    /// About once a second.
+    Interval,
+}
+
+/// What a request does when its audit record cannot be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    #[default]
+    Reject,
+    Continue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateConfig {
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub path: PathBuf,
+    /// Besides AbortMultipartUpload, which is always recorded.
+    pub events: Vec<AuditEvent>,
+    pub fsync: Fsync,
+    pub on_failure: OnFailure,
+    pub rotate: Option<RotateConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// s3gate's extension: logging. `level` takes tracing's filter syntax.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+/// s3gate's extension: timeouts towards upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub idle: Duration,
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            read: Duration::from_secs(300),
+        }
+    }
+}
