@@ -125,7 +125,10 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             ListenerConfig::tcp(address.to_string().as_str()).l4_buffer(read_buffer(false)),
         );
         tracing::info!(kind = %"admin", address = %address, "listening (/healthz /readyz /metrics)");
-        let sockets = socket.map(|s| (address.to_string(), s)).into_iter().collect();
+        let sockets = socket
+            .map(|s| (address.to_string(), s))
+            .into_iter()
+            .collect();
         server.add_service(port_zero::PreBound {
             service: svc,
             sockets,
