@@ -547,13 +547,36 @@ def test_delete_objects_limits_and_versions(gw):
     resp = bob.delete_objects(Bucket=gw.bkt, Delete={
         "Objects": [{"Key": real[0], "VersionId": version}]})
     assert resp.get("Deleted", []) == [], resp
+    # s3-compatible stores default to `versioning: false` (Garage ignores
+    # versionId, moto does on unversioned buckets): the VersionId cannot be
+    # honoured, whoever asks.
     assert [(e["Key"], e["Code"]) for e in resp.get("Errors", [])] == \
-        [(real[0], "AccessDenied")], resp
+        [(real[0], "InvalidArgument")], resp
     assert exists(d, gw.bkt, real[0])
     # Without the VersionId, the same key may go.
     resp = bob.delete_objects(Bucket=gw.bkt, Delete={"Objects": [{"Key": real[0]}]})
     assert [o["Key"] for o in resp.get("Deleted", [])] == [real[0]], resp
     assert not exists(d, gw.bkt, real[0])
+
+
+def test_version_ids_on_a_store_without_versions(gw):
+    """Garage ignores `versionId` (moto too, on an unversioned bucket): a
+    version delete would delete the live object, and Garage reads a
+    versioned copy source as the key `k?versionId=…`."""
+    d = gw.direct()
+    key = new_key("keep", "live")
+    d.put_object(Bucket=gw.bkt, Key=key, Body=b"live")
+    hidden = key + "?versionId=abc"
+    d.put_object(Bucket=gw.bkt, Key=hidden, Body=b"hidden")
+    r = gw.raw("DELETE", f"/{gw.bkt}/{key}?versionId=bogus", "alice")
+    assert_refused(r, 400, "InvalidArgument")
+    assert exists(d, gw.bkt, key)
+
+    dst = new_key("tmp", "copy")
+    r = gw.raw("PUT", f"/{gw.bkt}/{dst}", "alice",
+               headers={"x-amz-copy-source": f"/{gw.bkt}/{key}?versionId=abc"})
+    assert_refused(r, 400, "InvalidArgument")
+    assert not exists(d, gw.bkt, dst)
 
 
 # --------------------------------------------------------------------------

@@ -88,6 +88,19 @@ pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
         }
         source = Some(src_route);
     }
+    // An upstream without versions (Garage) ignores `versionId` and acts on
+    // the current object: a request that names one is not what was decided.
+    let names_version = req.op.version_id().is_some()
+        || req.op.copy_source().is_some_and(|s| s.version_id.is_some());
+    if names_version && !route.upstream.versioning {
+        return Err(err(
+            S3ErrorCode::InvalidArgument,
+            format!(
+                "The upstream {} keeps no object versions: versionId cannot be honoured (upstreams.{}.versioning)",
+                route.upstream.name, route.upstream.name
+            ),
+        ));
+    }
     if let Some(r) = d.reserved {
         let key_reserved = req.key.as_deref().is_some_and(|k| r.covers(&route, k));
         let source_reserved = match (req.op.copy_source(), &source) {

@@ -59,6 +59,10 @@ pub fn decide_keys<'a>(
             if reserved {
                 return (o, Err("reserved"));
             }
+            let unversioned = ctx.route.as_ref().is_some_and(|r| !r.upstream.versioning);
+            if o.version_id.is_some() && unversioned {
+                return (o, Err("unversioned"));
+            }
             let Some(set) = &set else {
                 return (o, Ok(()));
             };
@@ -116,6 +120,11 @@ pub async fn delete_objects(
         .iter()
         .filter_map(|(o, r)| match r {
             Ok(()) => None,
+            Err("unversioned") => Some((
+                *o,
+                "InvalidArgument",
+                "The upstream keeps no object versions: this VersionId cannot be honoured",
+            )),
             Err(_) => Some((*o, "AccessDenied", "Access Denied")),
         })
         .collect();

@@ -122,6 +122,10 @@ pub struct UpstreamConfig {
     /// Re-frame aws-chunked bodies so the client's trailing checksum
     /// reaches the upstream.
     pub checksum_trailers: bool,
+    /// The upstream keeps object versions: requests naming a `versionId`
+    /// are forwarded (else refused, as the upstream would act on the
+    /// current object).
+    pub versioning: bool,
     pub dualstack: bool,
     pub fips: bool,
     /// Bucket names on this upstream that are access point or Outposts

@@ -96,6 +96,12 @@ pub struct UpstreamConfig {
     /// do not accept `STREAMING-UNSIGNED-PAYLOAD-TRAILER`).
     #[serde(default)]
     pub checksum_trailers: Option<bool>,
+    /// Whether the upstream keeps object versions (`versionId` means
+    /// something there). Default: true for aws, cos and outposts, false
+    /// for s3-compatible stores (Garage ignores `versionId` and would act
+    /// on the current object).
+    #[serde(default)]
+    pub versioning: Option<bool>,
     #[serde(default)]
     pub dualstack: bool,
     #[serde(default)]

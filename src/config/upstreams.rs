@@ -112,6 +112,7 @@ fn upstream(cx: &mut Ctx<'_>, name: &str, u: &raw::UpstreamConfig) -> Option<Ups
         connect_to: connect_to.ok()?,
         ca_file,
         checksum_trailers: u.checksum_trailers.unwrap_or(true),
+        versioning: u.versioning.unwrap_or(u.kind != UpstreamKind::S3Compatible),
         dualstack: u.dualstack,
         fips: u.fips,
         access_points: BTreeMap::new(),

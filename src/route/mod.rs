@@ -32,6 +32,8 @@ pub struct Upstream {
     /// Whether aws-chunked bodies with a checksum trailer are re-framed so
     /// the upstream receives the client's checksum.
     pub checksum_trailers: bool,
+    /// Whether `versionId` means something upstream (`versioning`).
+    pub versioning: bool,
     /// AWS dual-stack / FIPS endpoints.
     pub dualstack: bool,
     pub fips: bool,
@@ -227,6 +229,7 @@ impl Router {
                     "s3"
                 },
                 checksum_trailers: u.checksum_trailers,
+                versioning: u.versioning,
                 ca,
                 dualstack: u.dualstack,
                 fips: u.fips,
@@ -310,6 +313,7 @@ mod tests {
             }),
             service: "s3",
             checksum_trailers: true,
+            versioning: true,
             dualstack: false,
             fips: false,
             ca: None,
@@ -348,6 +352,7 @@ mod tests {
             }),
             service: "s3-outposts",
             checksum_trailers: true,
+            versioning: true,
             dualstack: false,
             fips: false,
             ca: None,
