@@ -12,91 +12,21 @@
 //!   cargo bench --bench e2e_throughput
 //! Sizes can be scaled down with S3GATE_BENCH_SCALE=0.1 for a quick look.
 
-#[path = "../tests/common/raw.rs"]
-#[allow(dead_code)]
-mod raw;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+use support::{
+    best_of, env_or, free_port, mib_per_s, percentile, proc_kib, raw, read_status, request_head,
+    start_file_server, wait_port, write_body, Killed, MIB,
+};
 
 const KEY: &str = "AKIABENCH00000000001";
 const SECRET: &str = "bench-secret-0000000000000000000000001";
-const MIB: u64 = 1024 * 1024;
-
-/// A child process ended when dropped: its stdin is closed first (garage.py
-/// stops Garage on EOF), then it gets SIGTERM (nginx stops its workers).
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(20)); // readiness poll
-    }
-}
-
-fn start_nginx(root: &Path, port: u16) -> Killed {
-    std::fs::create_dir_all(root.join("www/bench")).expect("www");
-    std::fs::create_dir_all(root.join("body")).expect("body");
-    // nginx workers run as an unprivileged user when started as root.
-    let _ = Command::new("chmod")
-        .args(["-R", "a+rwX"])
-        .arg(root)
-        .status();
-    let conf = root.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; worker_processes 1; pid {r}/nginx.pid; error_log {r}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off; sendfile on; client_max_body_size 0; client_body_temp_path {r}/body;
-  server {{ listen 127.0.0.1:{port}; root {r}/www;
-    location / {{ dav_methods PUT; create_full_put_path on; dav_access user:rw; }} }}
-}}",
-            r = root.display()
-        ),
-    )
-    .expect("nginx.conf");
-    let nginx = ["/usr/sbin/nginx", "nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists() || which(p))
-        .expect("nginx not found: apt-get install nginx-light");
-    let child = Command::new(nginx)
-        .args(["-c"])
-        .arg(&conf)
-        .args(["-e", &format!("{}/error.log", root.display())])
-        .spawn()
-        .expect("nginx");
-    wait_port(port);
-    Killed(child)
-}
-
-fn which(p: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {p}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 struct Garage {
     endpoint: String,
@@ -192,54 +122,16 @@ fn head(t: &Target, method: &str, path: &str, len: Option<u64>) -> String {
             .sign_headers(method, path, headers, "UNSIGNED-PAYLOAD")
             .0;
     }
-    let mut out = format!("{method} {path} HTTP/1.1\r\n");
-    for (n, v) in headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str("connection: close\r\n\r\n");
-    out
-}
-
-fn read_status(s: &mut TcpStream) -> (u16, u64) {
-    let mut r = BufReader::with_capacity(1 << 20, s);
-    let mut line = String::new();
-    r.read_line(&mut line).expect("status");
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    loop {
-        line.clear();
-        r.read_line(&mut line).expect("header");
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k as u64,
-        }
-    }
-    (status, n)
+    request_head(method, path, &headers, false)
 }
 
 /// PUT `len` bytes streamed from a 1 MiB buffer; returns seconds.
 fn put(t: &Target, path: &str, len: u64) -> f64 {
-    let buf: Vec<u8> = (0..MIB).map(|i| (i * 7 % 251) as u8).collect();
     let start = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", t.port)).expect("connect");
     s.write_all(head(t, "PUT", path, Some(len)).as_bytes())
         .expect("head");
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(MIB) as usize;
-        s.write_all(&buf[..n]).expect("body");
-        left -= n as u64;
-    }
+    write_body(&mut s, len);
     let (status, _) = read_status(&mut s);
     assert!(
         status == 200 || status == 201 || status == 204,
@@ -258,35 +150,12 @@ fn get(t: &Target, path: &str) -> (f64, u64) {
     (start.elapsed().as_secs_f64(), n)
 }
 
-fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
-    (0..n).map(|_| f()).fold(f64::INFINITY, f64::min)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("e2e_throughput: bench");
         return;
     }
-    let scale: f64 = std::env::var("S3GATE_BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+    let scale: f64 = env_or("S3GATE_BENCH_SCALE", 1.0);
     let big = ((1024.0 * scale) as u64).max(8) * MIB;
     let garage_size = ((256.0 * scale) as u64).max(8) * MIB;
     let part = ((5120.0 * scale) as u64).max(16) * MIB;
@@ -295,7 +164,7 @@ fn main() {
     std::fs::create_dir_all(&disk).expect("tmp");
 
     let nginx_port = free_port();
-    let _nginx = start_nginx(&shm, nginx_port);
+    let _nginx = start_file_server(&shm, nginx_port);
     let garage = start_garage(&disk.join("garage"));
     let gw_port = free_port();
     let gateway = start_gateway(&disk, gw_port, nginx_port, &garage);
@@ -309,16 +178,13 @@ fn main() {
         port: gw_port,
         sign: Some((KEY.into(), SECRET.into(), "us-east-1".into())),
     };
-    let mb = |bytes: u64, secs: f64| bytes as f64 / MIB as f64 / secs;
+    let mb = mib_per_s;
 
     println!("s3gate end-to-end bench (scale {scale}); 2 threads; client, gateway and upstream share this machine\n");
     // 1 GiB PUT / GET against nginx.
     let put_direct = best_of(3, || put(&direct, "/bench/big-direct", big));
     let put_via = best_of(3, || put(&via, "/bench/big-via", big));
-    let rounds: usize = std::env::var("S3GATE_BENCH_GET_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let rounds: usize = env_or("S3GATE_BENCH_GET_ROUNDS", 3);
     let get_direct = best_of(rounds, || get(&direct, "/bench/big-direct").0);
     let get_via = best_of(rounds, || get(&via, "/bench/big-via").0);
     let (pd, pv, gd, gv) = (
@@ -389,9 +255,9 @@ fn main() {
 
     // The 5 GiB part, to nginx writing to disk.
     let _ = std::fs::remove_dir_all(shm.join("www/bench"));
-    let rss_before = vm_hwm_kib(gw_pid);
+    let rss_before = proc_kib(gw_pid, "VmHWM");
     let t = put(&via, "/bench/part?partNumber=1&uploadId=bench", part);
-    let rss = vm_hwm_kib(gw_pid);
+    let rss = proc_kib(gw_pid, "VmHWM");
     println!("UploadPart of {} MiB through s3gate: {:.1} MiB/s; gateway peak RSS {:.1} MiB (before the part: {:.1} MiB)", part / MIB, mb(part, t), rss as f64 / 1024.0, rss_before as f64 / 1024.0);
 
     let report = serde_json::json!({
