@@ -88,7 +88,7 @@ pub struct RequestCtx {
     /// The error to answer with when the proxy fails (set by our stages).
     pub error: Option<S3Error>,
     /// The S3 error code the gateway answered with, if it answered with one.
-    pub error_code: Option<&'static str>,
+    pub error_code: Option<crate::s3::S3ErrorCode>,
     /// When the upstream was asked (latency metric).
     pub upstream_started: Option<Instant>,
     /// A failed connect was retried once already.

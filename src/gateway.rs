@@ -11,6 +11,7 @@
 
 mod handlers;
 
+use crate::audit::record::{EventKind, Outcome};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +33,8 @@ async fn audit_event(
     state: &GatewayState,
     session: &Session,
     ctx: &RequestCtx,
-    kind: &str,
-    outcome: &str,
+    kind: EventKind,
+    outcome: Outcome,
     upload_id: Option<String>,
 ) {
     let Some(audit) = &state.audit else { return };
@@ -58,23 +59,37 @@ async fn audit_refusal(state: &GatewayState, session: &Session, ctx: &RequestCtx
     );
     let authenticated = ctx.principal.is_some();
     let known_key = ctx.access_key_id.is_some();
-    let denied = ctx.error_code == Some("AccessDenied");
+    let denied = ctx.error_code == Some(S3ErrorCode::AccessDenied);
     if is_abort && (authenticated || known_key) {
         let outcome = match (authenticated, ctx.error_code) {
-            (false, _) => "auth_failed",
-            (true, Some("AccessDenied")) => "denied",
-            (true, Some("NoSuchUpload")) => "no_such_upload",
-            (true, _) => "upstream_error",
+            (false, _) => Outcome::AuthFailed,
+            (true, Some(S3ErrorCode::AccessDenied)) => Outcome::Denied,
+            (true, Some(S3ErrorCode::NoSuchUpload)) => Outcome::NoSuchUpload,
+            (true, _) => Outcome::UpstreamError,
         };
-        crate::metrics::get().aborts.inc(&[outcome]);
+        crate::metrics::get().aborts.inc(&[outcome.as_str()]);
         if let Some(audit) = &state.audit {
-            let event = handlers::event(state, session, ctx, "AbortMultipartUpload", outcome);
+            let event = handlers::event(
+                state,
+                session,
+                ctx,
+                EventKind::AbortMultipartUpload,
+                outcome,
+            );
             if let Err(e) = audit.write(event).await {
                 tracing::error!(request_id = %ctx.request_id, "abort audit record not written: {e}");
             }
         }
     } else if denied {
-        audit_event(state, session, ctx, "Denied", "denied", None).await;
+        audit_event(
+            state,
+            session,
+            ctx,
+            EventKind::Denied,
+            Outcome::Denied,
+            None,
+        )
+        .await;
     }
 }
 
@@ -105,11 +120,16 @@ fn fail(ctx: &mut RequestCtx, e: S3Error) -> Box<Error> {
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
+    /// Runs when a request starts: its context, empty (every stage fills
+    /// its own part; the body plan starts as `Empty`, which refuses bytes).
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new()
     }
 
-    /// Runs once the request header is read. `Ok(true)`: we answered.
+    /// Runs once the request header is read: admission (parse,
+    /// authenticate, route, decide, body plan). `Ok(false)`: go upstream;
+    /// `Ok(true)`: the gateway answered (an S3 error, or an operation it
+    /// runs itself: Create, Abort, DeleteObjects, GetBucketLocation).
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let state = &self.state;
         ctx.in_flight = Some(crate::context::InFlightGuard::new());
@@ -132,8 +152,8 @@ impl ProxyHttp for Gateway {
                             state,
                             session,
                             ctx,
-                            "CreateMultipartUpload",
-                            "created",
+                            EventKind::CreateMultipartUpload,
+                            Outcome::Created,
                             upload_id,
                         )
                         .await;
@@ -165,7 +185,9 @@ impl ProxyHttp for Gateway {
         Ok(true)
     }
 
-    /// Where the route's upstream listens (`connect_to` overrides DNS).
+    /// Runs before each connect: where the route's upstream listens
+    /// (`connect_to` overrides DNS), with its TLS and timeouts. `Err`: the
+    /// upstream cannot be reached (502).
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -182,7 +204,9 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Runs after each connect, before the header goes upstream.
+    /// Runs after each connect, before the header goes upstream: the
+    /// upstream request rendered from the decided operation and re-signed
+    /// (on every attempt). `Err`: nothing was sent.
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -200,8 +224,11 @@ impl ProxyHttp for Gateway {
         forward::rewrite(upstream_request, ctx, &credentials).map_err(|e| fail(ctx, e))
     }
 
-    /// Each piece of the client's body, verified on its way upstream; the
-    /// last piece is held back until the whole body has verified.
+    /// Runs for each piece of the client's body, after the request header
+    /// went upstream. The piece passes through the body plan (verified,
+    /// re-framed; the last piece held back until the whole body verified).
+    /// `Err`: the body failed verification; pingora abandons the upstream
+    /// request, which never sees a complete body.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -209,60 +236,23 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        use crate::context::BodyPlan;
-        match &mut ctx.body {
-            BodyPlan::Prebuffered(pre) => {
-                // Sent once; anything after it is not part of the verified body.
-                let out = pre.take().unwrap_or_default();
-                ctx.bytes_in += out.len() as u64;
+        match ctx.body.next(body.take(), end_of_stream) {
+            Ok((out, data)) => {
+                ctx.bytes_in += data;
+                // Some(empty) writes nothing; None would end the body upstream.
                 *body = Some(out);
                 Ok(())
             }
-            BodyPlan::Empty => {
-                if body.as_ref().is_some_and(|b| !b.is_empty()) {
-                    let e = err(
-                        S3ErrorCode::InvalidRequest,
-                        "This request carries a body it did not announce",
-                    );
-                    return Err(fail(ctx, e));
-                }
-                Ok(())
-            }
-            BodyPlan::Verify { verifier, reframer } => {
-                match verifier.filter(body.take(), end_of_stream) {
-                    Ok(out) => {
-                        ctx.bytes_in += out.len() as u64;
-                        let out = match reframer {
-                            None => out,
-                            Some(r) => {
-                                let mut framed = BytesMut::with_capacity(out.len() + 64);
-                                r.push(&out, &mut framed);
-                                if end_of_stream {
-                                    let Some((_, value)) = verifier.trailer_checksum() else {
-                                        let e = err(
-                                            S3ErrorCode::InvalidRequest,
-                                            "The announced trailing checksum is missing",
-                                        );
-                                        return Err(fail(ctx, e));
-                                    };
-                                    r.finish(&value, &mut framed);
-                                }
-                                framed.freeze()
-                            }
-                        };
-                        // Some(empty) writes nothing; None would end the body upstream.
-                        *body = Some(out);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        tracing::warn!(request_id = %ctx.request_id, code = e.code.as_str(), "request body failed verification; upstream request abandoned");
-                        Err(fail(ctx, e))
-                    }
-                }
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, code = e.code.as_str(), "request body failed verification; upstream request abandoned");
+                Err(fail(ctx, e))
             }
         }
     }
 
+    /// Runs for each upstream response header (informational ones too):
+    /// status and latency recorded, the gateway's region and request id
+    /// set, error documents marked for reading whole.
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -310,6 +300,8 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Runs for each piece of the upstream's response body: counted, error
+    /// documents redacted, a CompleteMultipartUpload `<Error>` noticed.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -348,6 +340,8 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    /// Runs when proxying failed (a stage's error or pingora's): the S3
+    /// error XML, unless a response was already under way.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -405,11 +399,15 @@ impl ProxyHttp for Gateway {
         e
     }
 
+    /// Whether pingora's own error line is left out: our refusals are
+    /// logged by `logging` with their S3 code.
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
         // Our own refusals are logged by `logging` with their S3 code.
         ctx.error.is_some() || ctx.status > 0
     }
 
+    /// Runs last, whatever happened: the in-flight gauge and part guard
+    /// released, metrics, the Complete record forgotten, the access line.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.part_guard = None;
         ctx.in_flight = None;
@@ -433,8 +431,8 @@ impl ProxyHttp for Gateway {
                     &self.state,
                     session,
                     ctx,
-                    "CompleteMultipartUpload",
-                    "completed",
+                    EventKind::CompleteMultipartUpload,
+                    Outcome::Completed,
                     None,
                 )
                 .await;

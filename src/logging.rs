@@ -301,6 +301,7 @@ pub fn access(ctx: &RequestCtx, e: Option<&Error>) {
     // The gateway's own error, else the upstream's.
     let code = ctx
         .error_code
+        .map(|c| c.as_str())
         .or(ctx.upstream_error_code.as_deref())
         .unwrap_or("-");
     let status = if ctx.status == 0 && e.is_some() {

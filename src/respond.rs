@@ -13,7 +13,7 @@ use crate::s3::{err, S3Error, S3ErrorCode};
 /// client's body may not have been read.
 pub async fn error(session: &mut Session, ctx: &mut RequestCtx, e: &S3Error) {
     ctx.status = e.status();
-    ctx.error_code = Some(e.code.as_str());
+    ctx.error_code = Some(e.code);
     session.set_keepalive(None);
     let body = if session.req_header().method == http::Method::HEAD {
         String::new()

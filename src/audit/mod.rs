@@ -28,7 +28,7 @@ pub use crate::config::Fsync;
 use crate::config::{AuditConfig, AuditEvent, OnFailure};
 pub use error::AuditError;
 pub use rate::{Take, TokenBucket};
-pub use record::Event;
+pub use record::{Event, Outcome};
 pub use writer::rotated;
 use writer::{Job, Writer};
 
@@ -70,8 +70,8 @@ impl AuditLog {
         }
     }
 
-    pub fn wants(&self, event: &str) -> bool {
-        self.events.iter().any(|e| e.as_str() == event)
+    pub fn wants(&self, event: AuditEvent) -> bool {
+        self.events.contains(&event)
     }
 
     fn submit(&self, job: Job) -> bool {
@@ -87,7 +87,7 @@ impl AuditLog {
     /// next written one's `suppressed`). Free-text fields are bounded, and
     /// a deferred initiator lookup is resolved here.
     pub async fn write(&self, mut event: Event) -> Result<(), AuditError> {
-        if event.outcome == "auth_failed" {
+        if event.outcome == Outcome::AuthFailed {
             let take = match self.auth_failed.lock() {
                 Ok(mut bucket) => bucket.take(Instant::now()),
                 Err(_) => Take::Admitted(0),

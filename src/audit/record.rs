@@ -52,11 +52,49 @@ pub struct Parts {
     pub bytes: u64,
 }
 
+/// How an audited request ended (`outcome` in docs/audit.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Aborted,
+    #[default]
+    Denied,
+    NoSuchUpload,
+    PartsRemaining,
+    UpstreamError,
+    AuthFailed,
+    Created,
+    Completed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Aborted => "aborted",
+            Outcome::Denied => "denied",
+            Outcome::NoSuchUpload => "no_such_upload",
+            Outcome::PartsRemaining => "parts_remaining",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::AuthFailed => "auth_failed",
+            Outcome::Created => "created",
+            Outcome::Completed => "completed",
+        }
+    }
+}
+
+/// The kind of a record (`event`): the config's event names.
+pub use crate::config::AuditEvent as EventKind;
+
+fn kind_name<S: serde::Serializer>(k: &EventKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.as_str())
+}
+
 /// One audit record, before it gets its place in the chain.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub time: String,
-    pub event: String,
+    #[serde(serialize_with = "kind_name")]
+    pub event: EventKind,
     pub request_id: String,
     pub principal: Option<String>,
     pub access_key_id: Option<String>,
@@ -73,7 +111,7 @@ pub struct Event {
     pub parts_before: Option<Parts>,
     pub attempts: u32,
     pub parts_remaining: Option<u64>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub duration_ms: u64,
     /// The fields cut short (`user_agent`, `key`, …), null when none was.
@@ -85,6 +123,37 @@ pub struct Event {
     /// that needs an await); not part of the record.
     #[serde(skip)]
     pub resolve_initiator: Option<InitiatorLookup>,
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Event {
+            time: String::new(),
+            event: EventKind::AbortMultipartUpload,
+            request_id: String::new(),
+            principal: None,
+            access_key_id: None,
+            source_ip: None,
+            user_agent: None,
+            bucket: None,
+            key: None,
+            upload_id: None,
+            upstream: None,
+            decision: None,
+            expected_bucket_owner: None,
+            request_payer: None,
+            initiator: None,
+            parts_before: None,
+            attempts: 0,
+            parts_remaining: None,
+            outcome: Outcome::default(),
+            error: None,
+            duration_ms: 0,
+            truncated: None,
+            suppressed: None,
+            resolve_initiator: None,
+        }
+    }
 }
 
 type Lookup = dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync;

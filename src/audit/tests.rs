@@ -1,5 +1,6 @@
 //! The ledger end to end: the chain, its head, tampering, rotation, rate limits.
 
+use crate::audit::record::{EventKind, Outcome};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -20,9 +21,9 @@ fn cfg(path: &Path, rotate: Option<RotateConfig>) -> AuditConfig {
 
 fn ev(n: u32) -> Event {
     Event {
-        event: "AbortMultipartUpload".into(),
+        event: EventKind::AbortMultipartUpload,
         request_id: format!("R{n}"),
-        outcome: "aborted".into(),
+        outcome: Outcome::Aborted,
         attempts: n,
         ..Default::default()
     }
@@ -188,7 +189,7 @@ async fn with_fsync_interval_the_head_follows_each_sync() {
 
 fn auth_failed(n: u32) -> Event {
     Event {
-        outcome: "auth_failed".into(),
+        outcome: Outcome::AuthFailed,
         ..ev(n)
     }
 }

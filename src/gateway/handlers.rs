@@ -2,6 +2,7 @@
 //! itself rather than proxying: the UploadId must be recorded before the
 //! client hears of it, and an abort is a flow of several upstream calls.
 
+use crate::audit::record::{EventKind, Outcome};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -115,7 +116,7 @@ pub async fn abort(
         headers,
     };
     // Named before the flow: a finished abort forgets the ownership record.
-    let initiator = match initiator(ctx, "AbortMultipartUpload") {
+    let initiator = match initiator(ctx, EventKind::AbortMultipartUpload) {
         Initiator::Known(name) => name,
         Initiator::LookUp if state.audit.is_some() => Some(
             initiator_principal(&state.ownership, bucket, upload_id)
@@ -140,10 +141,16 @@ pub async fn abort(
         },
     )
     .await?;
-    if result.outcome != "upstream_error" {
+    if result.outcome != Outcome::UpstreamError {
         state.ownership.forget(bucket, upload_id).await;
     }
-    let mut event = event(state, session, ctx, "AbortMultipartUpload", result.outcome);
+    let mut event = event(
+        state,
+        session,
+        ctx,
+        EventKind::AbortMultipartUpload,
+        result.outcome,
+    );
     event.initiator = initiator;
     event.resolve_initiator = None;
     event.upstream = Some(upstream_info(ctx, Some(&result.reply)));
@@ -199,12 +206,12 @@ fn upload_id_of(ctx: &RequestCtx) -> Option<&str> {
 /// The audit `initiator` names the principal that started the upload
 /// (`unknown` without an ownership record), never the policy's `self` /
 /// `other`.
-fn initiator(ctx: &RequestCtx, kind: &str) -> Initiator {
+fn initiator(ctx: &RequestCtx, kind: EventKind) -> Initiator {
     let own_name = || ctx.principal.as_ref().map(|p| p.name.clone());
     if let Some(name) = &ctx.initiator_principal {
         return Initiator::Known(Some(name.clone()));
     }
-    if kind == "CreateMultipartUpload" {
+    if kind == EventKind::CreateMultipartUpload {
         return Initiator::Known(own_name());
     }
     if ctx.bucket.is_none() || upload_id_of(ctx).is_none() {
@@ -245,8 +252,8 @@ pub fn event(
     state: &GatewayState,
     session: &Session,
     ctx: &RequestCtx,
-    kind: &str,
-    outcome: &str,
+    kind: EventKind,
+    outcome: Outcome,
 ) -> Event {
     let h = &session.req_header().headers;
     let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -284,7 +291,7 @@ pub fn event(
     };
     Event {
         time: crate::auth::time::format_rfc3339(ctx.arrived, true),
-        event: kind.to_string(),
+        event: kind,
         request_id: ctx.request_id.clone(),
         principal: ctx.principal.as_ref().map(|p| p.name.clone()),
         access_key_id: ctx
@@ -331,8 +338,8 @@ pub fn event(
         parts_before: None,
         attempts: 0,
         parts_remaining: None,
-        outcome: outcome.to_string(),
-        error: ctx.error_code.map(str::to_string),
+        outcome,
+        error: ctx.error_code.map(|c| c.as_str().to_string()),
         duration_ms: ctx.started.elapsed().as_millis() as u64,
         truncated: None,
         suppressed: None,

@@ -28,7 +28,7 @@ pub struct AbortResult {
     pub attempts: u32,
     pub parts_remaining: Option<u64>,
     /// aborted | no_such_upload | parts_remaining | upstream_error
-    pub outcome: &'static str,
+    pub outcome: crate::audit::record::Outcome,
 }
 
 /// Where the upload lives upstream, and the headers every call carries.
@@ -110,9 +110,9 @@ pub async fn run(
         let gone = reply.status == 404 && reply.error_code().as_deref() == Some("NoSuchUpload");
         if !(reply.status < 300 || (gone && attempts > 1)) {
             let outcome = if gone {
-                "no_such_upload"
+                crate::audit::record::Outcome::NoSuchUpload
             } else {
-                "upstream_error"
+                crate::audit::record::Outcome::UpstreamError
             };
             return Ok(AbortResult {
                 reply,
@@ -128,7 +128,7 @@ pub async fn run(
                 parts_before,
                 attempts,
                 parts_remaining: None,
-                outcome: "aborted",
+                outcome: crate::audit::record::Outcome::Aborted,
             });
         }
         let remaining = match list_parts(client, t).await? {
@@ -142,7 +142,7 @@ pub async fn run(
                 parts_before,
                 attempts,
                 parts_remaining: Some(0),
-                outcome: "aborted",
+                outcome: crate::audit::record::Outcome::Aborted,
             });
         }
         if attempts >= settings.max_attempts.max(1) {
@@ -152,7 +152,7 @@ pub async fn run(
                 parts_before,
                 attempts,
                 parts_remaining: known,
-                outcome: "parts_remaining",
+                outcome: crate::audit::record::Outcome::PartsRemaining,
             });
         }
         tracing::info!(
