@@ -45,7 +45,7 @@ pub fn rewrite(
         .as_ref()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
     let up = &route.upstream;
-    let bucket = (!route.target.is_empty()).then_some(route.target.as_str());
+    let bucket = route.target.as_deref();
     let request = ctx
         .request
         .as_ref()

@@ -196,7 +196,7 @@ impl ProxyHttp for Gateway {
         let Some(route) = &ctx.route else {
             return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
         };
-        let bucket = (!route.target.is_empty()).then_some(route.target.as_str());
+        let bucket = route.target.as_deref();
         ctx.upstream_started = Some(std::time::Instant::now());
         match crate::route::peer(&route.upstream, bucket, &self.state.config.timeouts).await {
             Ok(peer) => Ok(Box::new(peer)),

@@ -59,7 +59,7 @@ pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
         // ListBuckets goes to the catch-all's upstream, if any.
         let route = d.router.service_upstream().map(|up| Route {
             upstream: up,
-            target: String::new(),
+            target: None,
             rules: Arc::new(crate::config::BucketConfig {
                 upstream: String::new(),
                 target: None,

@@ -168,7 +168,7 @@ pub async fn delete_objects(
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
     let credentials = route.upstream.credentials.get().await?;
     crate::forward::rewrite(&mut req, ctx, &credentials)?;
-    let target = (!route.target.is_empty()).then_some(route.target.as_str());
+    let target = route.target.as_deref();
     let reply = state
         .client
         .send_prepared(&route.upstream, target, req, new_body)

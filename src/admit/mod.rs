@@ -123,7 +123,7 @@ pub async fn admit(
         return Err(e);
     }
     ctx.inject_owner = verdict.inject_owner.clone();
-    ctx.copy_source_target = routed.source.as_ref().map(|s| s.target.clone());
+    ctx.copy_source_target = routed.source.as_ref().and_then(|s| s.target.clone());
     ctx.route = routed.route.clone();
     let route_upstream_trailers = ctx
         .route
@@ -267,7 +267,7 @@ async fn bucket_location(
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
     let call = crate::upstream_client::Call {
         method: "HEAD",
-        bucket: Some(&route.target),
+        bucket: route.target.as_deref(),
         key: None,
         query: vec![],
         headers: vec![],

@@ -31,7 +31,7 @@ pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -
     forward::rewrite(&mut req, ctx, &credentials)?;
     let reply = state
         .client
-        .send_prepared(&route.upstream, Some(&route.target), req, Bytes::new())
+        .send_prepared(&route.upstream, route.target.as_deref(), req, Bytes::new())
         .await?;
     if reply.status != 200 {
         return Ok(reply);
@@ -61,7 +61,7 @@ pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -
         // Without a record the initiator rule could not hold: undo.
         let call = Call {
             method: "DELETE",
-            bucket: Some(&route.target),
+            bucket: route.target.as_deref(),
             key: Some(key),
             query: vec![("uploadId", upload_id)],
             headers: vec![],
@@ -110,7 +110,7 @@ pub async fn abort(
     }
     let target = Target {
         upstream: &route.upstream,
-        bucket: &route.target,
+        bucket: route.target.as_deref().unwrap_or_default(),
         key,
         upload_id,
         headers,
@@ -175,7 +175,7 @@ pub fn upstream_info(ctx: &RequestCtx, reply: Option<&Reply>) -> UpstreamInfo {
                 e.authority(&e.host)
             )
         }),
-        bucket: route.map(|r| r.target.clone()),
+        bucket: route.and_then(|r| r.target.clone()),
         status: reply.map(|r| r.status),
         request_id: reply.and_then(|r| r.header("x-amz-request-id").map(str::to_string)),
         host_id: reply.and_then(|r| r.header("x-amz-id-2").map(str::to_string)),

@@ -53,7 +53,8 @@ impl Reserved {
     }
 
     fn holds(&self, route: &Route) -> bool {
-        route.upstream.name == self.upstream && route.target == self.bucket
+        route.upstream.name == self.upstream
+            && route.target.as_deref() == Some(self.bucket.as_str())
     }
 
     /// Whether a key of `route` lies in the reserved space.

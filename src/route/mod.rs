@@ -187,8 +187,9 @@ pub fn load_ca(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::Ca
 #[derive(Debug, Clone)]
 pub struct Route {
     pub upstream: Arc<Upstream>,
-    /// The bucket name upstream.
-    pub target: String,
+    /// The bucket name upstream; None for service-level requests
+    /// (ListBuckets).
+    pub target: Option<String>,
     pub rules: Arc<BucketConfig>,
 }
 
@@ -275,7 +276,7 @@ impl Router {
             })?;
         Ok(Route {
             upstream: up.clone(),
-            target: rules.target.clone().unwrap_or_else(|| bucket.to_string()),
+            target: Some(rules.target.clone().unwrap_or_else(|| bucket.to_string())),
             rules: rules.clone(),
         })
     }
