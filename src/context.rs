@@ -83,6 +83,8 @@ pub struct RequestCtx {
     pub upstream_key_id: Option<String>,
     /// An upstream error document being read whole, to be redacted.
     pub error_body: Option<bytes::BytesMut>,
+    /// The upstream error document was too long to redact: withheld.
+    pub error_body_overflow: bool,
     /// The S3 error code the upstream answered with.
     pub upstream_error_code: Option<String>,
     /// The error to answer with when the proxy fails (set by our stages).
@@ -127,6 +129,7 @@ impl RequestCtx {
             complete_tail: Vec::new(),
             upstream_key_id: None,
             error_body: None,
+            error_body_overflow: false,
             upstream_error_code: None,
             error: None,
             error_code: None,

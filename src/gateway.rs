@@ -274,20 +274,19 @@ impl ProxyHttp for Gateway {
                     .observe(&[r.upstream.name.as_str()], t.elapsed());
             }
         }
-        // Upstream error documents are read whole (they are small) so that
+        // Upstream error documents are read whole (up to a bound) so that
         // their message names no upstream identity and the log line can
-        // carry their code.
-        let small = resp
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_none_or(|l| l <= crate::s3::upstream_error::MAX_ERROR_BODY);
-        if resp.status.as_u16() >= 400 && small && session.req_header().method != http::Method::HEAD
-        {
+        // carry their code; their length changes, so they are re-framed
+        // (chunked, or close-delimited for HTTP/1.0 clients).
+        if resp.status.as_u16() >= 400 && session.req_header().method != http::Method::HEAD {
             resp.remove_header("content-length");
-            let _ = resp.insert_header("transfer-encoding", "chunked");
+            if session.req_header().version >= http::Version::HTTP_11 {
+                let _ = resp.insert_header("transfer-encoding", "chunked");
+            } else {
+                session.set_keepalive(None);
+            }
             ctx.error_body = Some(BytesMut::new());
+            ctx.error_body_overflow = false;
         }
         if resp.headers.contains_key("x-amz-bucket-region") {
             // Clients sign for the region they are told: the gateway's.
@@ -310,14 +309,24 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         if let Some(held) = &mut ctx.error_body {
+            use crate::s3::upstream_error::{rewrite, withheld, MAX_ERROR_BODY};
             if let Some(b) = body.take() {
-                held.extend_from_slice(&b);
+                if held.len() + b.len() <= MAX_ERROR_BODY {
+                    held.extend_from_slice(&b);
+                } else {
+                    // Too long to redact whole: its message is withheld.
+                    ctx.error_body_overflow = true;
+                }
             }
-            if eos || held.len() > crate::s3::upstream_error::MAX_ERROR_BODY {
+            if eos {
                 let whole = std::mem::take(held);
                 ctx.error_body = None;
-                let (out, code) =
-                    crate::s3::upstream_error::rewrite(&whole, ctx.upstream_key_id.as_deref());
+                let (out, code) = rewrite(&whole, ctx.upstream_key_id.as_deref());
+                let out = if ctx.error_body_overflow {
+                    withheld(code.as_deref(), &ctx.request_id)
+                } else {
+                    out
+                };
                 if ctx.error_code.is_none() {
                     ctx.upstream_error_code = code;
                 }
@@ -357,7 +366,11 @@ impl ProxyHttp for Gateway {
             .error
             .take()
             .or_else(|| respond::from_proxy_error(e, &upstream));
-        let code = match (&s3, session.response_written()) {
+        // A `100 Continue` already sent is no answer: the error still is.
+        let answered = session
+            .response_written()
+            .filter(|h| !h.status.is_informational());
+        let code = match (&s3, answered) {
             (Some(s3), None) => {
                 if s3.status() >= 500 {
                     tracing::warn!(request_id = %ctx.request_id, upstream, error = %e, "proxying failed");

@@ -193,12 +193,14 @@ pub fn length_facts(headers: &HeaderMap) -> S3Result<(Option<u64>, bool)> {
 /// Answer `Expect: 100-continue` ourselves when we read the body before
 /// there is an upstream to answer it.
 pub async fn send_continue(session: &mut Session) -> S3Result<bool> {
-    let expects = session
-        .req_header()
-        .headers
-        .get("expect")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    // HTTP/1.0 has no 100 Continue (RFC 9110 §10.1.1: ignore Expect).
+    let expects = session.req_header().version >= http::Version::HTTP_11
+        && session
+            .req_header()
+            .headers
+            .get("expect")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     if !expects {
         return Ok(false);
     }

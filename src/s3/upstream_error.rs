@@ -64,10 +64,21 @@ pub fn redact(text: &str, own_key: Option<&str>) -> String {
 /// text) redacted. Returns the new body and the S3 error code, if any.
 pub fn rewrite(body: &[u8], own_key: Option<&str>) -> (Vec<u8>, Option<String>) {
     let code = super::xml::first_text(body, "Code");
-    match std::str::from_utf8(body) {
-        Ok(text) => (redact(text, own_key).into_bytes(), code),
-        Err(_) => (body.to_vec(), code),
-    }
+    // Bytes that are not UTF-8 cannot hide a name from the redaction.
+    let text = String::from_utf8_lossy(body);
+    (redact(&text, own_key).into_bytes(), code)
+}
+
+/// The document sent instead of an upstream error too long to redact:
+/// its code, without the message.
+pub fn withheld(code: Option<&str>, request_id: &str) -> Vec<u8> {
+    let code = code
+        .filter(|c| c.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or("InternalError");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>The upstream's error message is not shown (too long to check)</Message><RequestId>{request_id}</RequestId></Error>"
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -107,6 +118,20 @@ mod tests {
         assert_eq!(
             redact("The specified key does not exist.", None),
             "The specified key does not exist."
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_and_long_documents() {
+        let (out, _) = rewrite(
+            b"<Message>\xff arn:aws:iam::123456789012:user/gw</Message>",
+            None,
+        );
+        assert!(!String::from_utf8_lossy(&out).contains("123456789012"));
+        let w = String::from_utf8(withheld(Some("AccessDenied"), "R1")).unwrap();
+        assert!(
+            w.contains("<Code>AccessDenied</Code>") && w.contains("R1"),
+            "{w}"
         );
     }
 }
