@@ -216,11 +216,63 @@ async fn upstream_errors_name_no_upstream_identity_and_are_logged() {
     );
     assert!(message.contains("[upstream identity]"), "{message}");
     let code = code(&err).map(str::to_string).expect("a code");
-    // The access log carries the upstream's code.
-    let log = e.gateway.log();
-    assert!(
+    // The access log carries the upstream's code (its line is written
+    // after the answer: poll for it).
+    let wanted = format!("error=\"{code}\"");
+    let found = |log: &str| {
         log.lines()
-            .any(|l| l.contains("CreateBucket") && l.contains(&format!("error=\"{code}\""))),
-        "{log}"
+            .any(|l| l.contains("CreateBucket") && l.contains(&bucket) && l.contains(&wanted))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !found(&e.gateway.log()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+    let log = e.gateway.log();
+    assert!(found(&log), "{log}");
+}
+
+#[tokio::test]
+async fn a_body_that_fails_after_100_continue_still_gets_its_s3_error() {
+    let e = env();
+    let port = e.gateway.port;
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let mut w = stream.try_clone().expect("clone");
+    let mut r = BufReader::new(stream);
+    let key = unique("expect-bad");
+    let target = format!("/{BUCKET}/{key}");
+    let body = data(4096, 9);
+    let sha = sha256_hex(&body);
+    let headers = vec![
+        ("host".to_string(), format!("127.0.0.1:{port}")),
+        ("x-amz-content-sha256".to_string(), sha.clone()),
+        ("content-length".to_string(), body.len().to_string()),
+        ("expect".to_string(), "100-continue".to_string()),
+    ];
+    let (headers, _) = signer().sign_headers("PUT", &target, headers, &sha);
+    let mut head = format!("PUT {target} HTTP/1.1\r\n");
+    for (n, v) in &headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes()).expect("head");
+    let (status, _, _) = read_response(&mut r);
+    assert_eq!(status, 100);
+    let mut tampered = body.clone();
+    tampered[100] ^= 1;
+    w.write_all(&tampered).expect("body");
+    let (status, _, text) = read_response(&mut r);
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("XAmzContentSHA256Mismatch"), "{text}");
+    assert!(
+        e.direct()
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .is_err(),
+        "nothing stored"
     );
 }
