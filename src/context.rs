@@ -40,6 +40,71 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// Stage 2's result: who signed the request.
+#[derive(Default)]
+pub struct Identity {
+    pub principal: Option<Arc<Principal>>,
+    /// The access key a failed authentication named, when it is ours.
+    pub access_key_id: Option<String>,
+    pub method: Option<AuthMethod>,
+}
+
+/// Stage 4's result: what was decided.
+#[derive(Default)]
+pub struct Decided {
+    /// The policy decision, when policies are configured.
+    pub decision: Option<crate::policy::Decision>,
+    /// `x-amz-expected-bucket-owner` to add upstream (rule `inject`).
+    pub inject_owner: Option<String>,
+    /// `s3gate:MultipartInitiator` as decided for this request.
+    pub initiator: Option<String>,
+    /// The principal that started the upload, when on record.
+    pub initiator_principal: Option<String>,
+}
+
+/// Stages 3 and 5: where and how the request goes upstream.
+#[derive(Default)]
+pub struct UpstreamPlan {
+    pub route: Option<Route>,
+    /// The copy source's bucket upstream (CopyObject, UploadPartCopy).
+    pub copy_source_target: Option<String>,
+    /// The upstream framing and how the body is verified.
+    pub framing: Framing,
+    pub body: BodyPlan,
+    /// The access key the upstream request was signed with (never shown
+    /// to clients: redacted from upstream error messages).
+    pub upstream_key_id: Option<String>,
+}
+
+/// How the request ended, for the answer, the log line and the metrics.
+#[derive(Default)]
+pub struct Outcome {
+    /// Status answered to the client.
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The error to answer with when the proxy fails (set by our stages).
+    pub error: Option<S3Error>,
+    /// The S3 error code the gateway answered with, if it answered with one.
+    pub error_code: Option<crate::s3::S3ErrorCode>,
+    /// The S3 error code the upstream answered with.
+    pub upstream_error_code: Option<String>,
+    /// An upstream error document being read whole, to be redacted.
+    pub error_body: Option<bytes::BytesMut>,
+    /// The upstream error document was too long to redact: withheld.
+    pub error_body_overflow: bool,
+    /// A CompleteMultipartUpload answered 200 with an error document.
+    pub complete_error: bool,
+    /// The tail of the response body seen so far (an `<Error>` split
+    /// across two pieces is still found).
+    pub complete_tail: Vec<u8>,
+    /// When the upstream was asked (latency metric).
+    pub upstream_started: Option<Instant>,
+    /// A failed connect was retried once already.
+    pub retried: bool,
+}
+
+/// Per-request state: each stage's typed result, in pipeline order.
 pub struct RequestCtx {
     pub request_id: String,
     pub started: Instant,
@@ -47,60 +112,22 @@ pub struct RequestCtx {
     pub arrived: std::time::SystemTime,
     /// Stage 1: the request named as an S3 operation.
     pub request: Option<S3Request>,
-    /// Copies of the request's operation, bucket and key (logs, audit).
+    /// Copies of the request's operation, bucket and key (logs, audit),
+    /// set as soon as it is named (before the rest of `request` is).
     pub operation: Option<Operation>,
     pub bucket: Option<String>,
     pub key: Option<String>,
-    /// Stage 2: who signed it.
-    pub principal: Option<Arc<Principal>>,
-    /// The access key a failed authentication named, when it is ours.
-    pub access_key_id: Option<String>,
-    pub auth_method: Option<AuthMethod>,
-    /// `s3gate:MultipartInitiator` as decided for this request.
-    pub initiator: Option<String>,
-    /// The principal that started the upload, when on record.
-    pub initiator_principal: Option<String>,
-    /// Stage 3: where it goes.
-    pub route: Option<Route>,
-    /// The copy source's bucket upstream (CopyObject, UploadPartCopy).
-    pub copy_source_target: Option<String>,
-    /// Stage 4: the policy decision, when policies are configured.
-    pub decision: Option<crate::policy::Decision>,
-    /// `x-amz-expected-bucket-owner` to add upstream (rule `inject`).
-    pub inject_owner: Option<String>,
-    /// Stage 5: the upstream framing and how the body is verified.
-    pub framing: Framing,
-    pub body: BodyPlan,
+    /// Stage 2.
+    pub identity: Identity,
+    /// Stages 3 and 5.
+    pub plan: UpstreamPlan,
+    /// Stage 4.
+    pub decided: Decided,
     /// Held while a part upload streams (an abort waits for it).
     pub part_guard: Option<crate::multipart::inflight::PartGuard>,
-    /// Outcome: a CompleteMultipartUpload answered 200 with an error document.
-    pub complete_error: bool,
-    /// The tail of the response body seen so far (an `<Error>` split
-    /// across two pieces is still found).
-    pub complete_tail: Vec<u8>,
-    /// The access key the upstream request was signed with (never shown
-    /// to clients: redacted from upstream error messages).
-    pub upstream_key_id: Option<String>,
-    /// An upstream error document being read whole, to be redacted.
-    pub error_body: Option<bytes::BytesMut>,
-    /// The upstream error document was too long to redact: withheld.
-    pub error_body_overflow: bool,
-    /// The S3 error code the upstream answered with.
-    pub upstream_error_code: Option<String>,
-    /// The error to answer with when the proxy fails (set by our stages).
-    pub error: Option<S3Error>,
-    /// The S3 error code the gateway answered with, if it answered with one.
-    pub error_code: Option<crate::s3::S3ErrorCode>,
-    /// When the upstream was asked (latency metric).
-    pub upstream_started: Option<Instant>,
-    /// A failed connect was retried once already.
-    pub retried: bool,
     /// Counted in the in-flight gauge while held.
     pub in_flight: Option<InFlightGuard>,
-    /// Status answered to the client.
-    pub status: u16,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+    pub outcome: Outcome,
 }
 
 impl RequestCtx {
@@ -113,32 +140,12 @@ impl RequestCtx {
             operation: None,
             bucket: None,
             key: None,
-            principal: None,
-            access_key_id: None,
-            auth_method: None,
-            initiator: None,
-            initiator_principal: None,
-            route: None,
-            copy_source_target: None,
-            decision: None,
-            inject_owner: None,
-            framing: Framing::default(),
-            body: BodyPlan::Empty,
+            identity: Identity::default(),
+            plan: UpstreamPlan::default(),
+            decided: Decided::default(),
             part_guard: None,
-            complete_error: false,
-            complete_tail: Vec::new(),
-            upstream_key_id: None,
-            error_body: None,
-            error_body_overflow: false,
-            upstream_error_code: None,
-            error: None,
-            error_code: None,
-            upstream_started: None,
-            retried: false,
             in_flight: None,
-            status: 0,
-            bytes_in: 0,
-            bytes_out: 0,
+            outcome: Outcome::default(),
         }
     }
 

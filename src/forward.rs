@@ -41,6 +41,7 @@ pub fn rewrite(
     credentials: &crate::config::ResolvedCredentials,
 ) -> S3Result<()> {
     let route = ctx
+        .plan
         .route
         .as_ref()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
@@ -75,13 +76,13 @@ pub fn rewrite(
     for h in CLIENT_ONLY.iter().chain(METHOD_OVERRIDES) {
         req.remove_header(*h);
     }
-    let framing = &ctx.framing;
+    let framing = &ctx.plan.framing;
     if framing.aws_chunked {
         for h in CHUNKED_ONLY {
             req.remove_header(*h);
         }
         strip_aws_chunked_encoding(req)?;
-        let reframer = match &ctx.body {
+        let reframer = match &ctx.plan.body {
             crate::context::BodyPlan::Verify {
                 reframer: Some(r), ..
             } => Some(r),
@@ -112,7 +113,7 @@ pub fn rewrite(
             }
         }
     }
-    if let Some(owner) = &ctx.inject_owner {
+    if let Some(owner) = &ctx.decided.inject_owner {
         req.insert_header("x-amz-expected-bucket-owner", owner.as_str())
             .map_err(bad_header)?;
     }
@@ -129,7 +130,7 @@ pub fn rewrite(
         req.insert_header("content-length", len.to_string())
             .map_err(bad_header)?;
     }
-    if let (Some(op_src), Some(target)) = (request.op.copy_source(), &ctx.copy_source_target) {
+    if let (Some(op_src), Some(target)) = (request.op.copy_source(), &ctx.plan.copy_source_target) {
         // An access point or Outposts source is named `<arn>/object/<key>`.
         let mut v = if target.starts_with("arn:") {
             format!("{}/object/{}", target, encode_path(&op_src.key))

@@ -57,11 +57,11 @@ async fn audit_refusal(state: &GatewayState, session: &Session, ctx: &RequestCtx
         ctx.operation,
         Some(crate::s3::Operation::AbortMultipartUpload { .. })
     );
-    let authenticated = ctx.principal.is_some();
-    let known_key = ctx.access_key_id.is_some();
-    let denied = ctx.error_code == Some(S3ErrorCode::AccessDenied);
+    let authenticated = ctx.identity.principal.is_some();
+    let known_key = ctx.identity.access_key_id.is_some();
+    let denied = ctx.outcome.error_code == Some(S3ErrorCode::AccessDenied);
     if is_abort && (authenticated || known_key) {
-        let outcome = match (authenticated, ctx.error_code) {
+        let outcome = match (authenticated, ctx.outcome.error_code) {
             (false, _) => Outcome::AuthFailed,
             (true, Some(S3ErrorCode::AccessDenied)) => Outcome::Denied,
             (true, Some(S3ErrorCode::NoSuchUpload)) => Outcome::NoSuchUpload,
@@ -112,7 +112,7 @@ pub struct Gateway {
 
 fn fail(ctx: &mut RequestCtx, e: S3Error) -> Box<Error> {
     let status = e.status();
-    ctx.error = Some(e);
+    ctx.outcome.error = Some(e);
     Error::explain(ErrorType::HTTPStatus(status), "s3gate refused the request")
 }
 
@@ -193,11 +193,11 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(route) = &ctx.route else {
+        let Some(route) = &ctx.plan.route else {
             return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
         };
         let bucket = route.target.as_deref();
-        ctx.upstream_started = Some(std::time::Instant::now());
+        ctx.outcome.upstream_started = Some(std::time::Instant::now());
         match crate::route::peer(&route.upstream, bucket, &self.state.config.timeouts).await {
             Ok(peer) => Ok(Box::new(peer)),
             Err(e) => Err(fail(ctx, e)),
@@ -213,14 +213,14 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(route) = &ctx.route else {
+        let Some(route) = &ctx.plan.route else {
             return Err(fail(ctx, err(S3ErrorCode::InternalError, "no route")));
         };
         let credentials = match route.upstream.credentials.get().await {
             Ok(c) => c,
             Err(e) => return Err(fail(ctx, e)),
         };
-        ctx.upstream_key_id = Some(credentials.access_key_id.clone());
+        ctx.plan.upstream_key_id = Some(credentials.access_key_id.clone());
         forward::rewrite(upstream_request, ctx, &credentials).map_err(|e| fail(ctx, e))
     }
 
@@ -236,9 +236,9 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        match ctx.body.next(body.take(), end_of_stream) {
+        match ctx.plan.body.next(body.take(), end_of_stream) {
             Ok((out, data)) => {
-                ctx.bytes_in += data;
+                ctx.outcome.bytes_in += data;
                 // Some(empty) writes nothing; None would end the body upstream.
                 *body = Some(out);
                 Ok(())
@@ -267,8 +267,8 @@ impl ProxyHttp for Gateway {
             .downstream_session
             .set_close_on_response_before_downstream_finish(!resp.status.is_informational());
         if !resp.status.is_informational() {
-            ctx.status = resp.status.as_u16();
-            if let (Some(t), Some(r)) = (ctx.upstream_started.take(), &ctx.route) {
+            ctx.outcome.status = resp.status.as_u16();
+            if let (Some(t), Some(r)) = (ctx.outcome.upstream_started.take(), &ctx.plan.route) {
                 crate::metrics::get()
                     .upstream_latency
                     .observe(&[r.upstream.name.as_str()], t.elapsed());
@@ -285,8 +285,8 @@ impl ProxyHttp for Gateway {
             } else {
                 session.set_keepalive(None);
             }
-            ctx.error_body = Some(BytesMut::new());
-            ctx.error_body_overflow = false;
+            ctx.outcome.error_body = Some(BytesMut::new());
+            ctx.outcome.error_body_overflow = false;
         }
         if resp.headers.contains_key("x-amz-bucket-region") {
             // Clients sign for the region they are told: the gateway's.
@@ -308,42 +308,42 @@ impl ProxyHttp for Gateway {
         eos: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let Some(held) = &mut ctx.error_body {
+        if let Some(held) = &mut ctx.outcome.error_body {
             use crate::s3::upstream_error::{rewrite, withheld, MAX_ERROR_BODY};
             if let Some(b) = body.take() {
                 if held.len() + b.len() <= MAX_ERROR_BODY {
                     held.extend_from_slice(&b);
                 } else {
                     // Too long to redact whole: its message is withheld.
-                    ctx.error_body_overflow = true;
+                    ctx.outcome.error_body_overflow = true;
                 }
             }
             if eos {
                 let whole = std::mem::take(held);
-                ctx.error_body = None;
-                let (out, code) = rewrite(&whole, ctx.upstream_key_id.as_deref());
-                let out = if ctx.error_body_overflow {
+                ctx.outcome.error_body = None;
+                let (out, code) = rewrite(&whole, ctx.plan.upstream_key_id.as_deref());
+                let out = if ctx.outcome.error_body_overflow {
                     withheld(code.as_deref(), &ctx.request_id)
                 } else {
                     out
                 };
-                if ctx.error_code.is_none() {
-                    ctx.upstream_error_code = code;
+                if ctx.outcome.error_code.is_none() {
+                    ctx.outcome.upstream_error_code = code;
                 }
                 *body = Some(Bytes::from(out));
             }
         }
         if let Some(b) = body {
-            ctx.bytes_out += b.len() as u64;
+            ctx.outcome.bytes_out += b.len() as u64;
             // A CompleteMultipartUpload may answer 200 and then an <Error>
             // (S3 keeps the connection alive with whitespace meanwhile),
             // possibly split across two pieces.
             if matches!(
                 ctx.operation,
                 Some(crate::s3::Operation::CompleteMultipartUpload { .. })
-            ) && !ctx.complete_error
+            ) && !ctx.outcome.complete_error
             {
-                ctx.complete_error = scan_for_error(&mut ctx.complete_tail, b);
+                ctx.outcome.complete_error = scan_for_error(&mut ctx.outcome.complete_tail, b);
             }
         }
         Ok(None)
@@ -358,11 +358,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let upstream = ctx
+            .plan
             .route
             .as_ref()
             .map_or("-", |r| r.upstream.name.as_str())
             .to_string();
         let s3 = ctx
+            .outcome
             .error
             .take()
             .or_else(|| respond::from_proxy_error(e, &upstream));
@@ -379,7 +381,7 @@ impl ProxyHttp for Gateway {
                 s3.status()
             }
             (Some(s3), Some(_)) => {
-                ctx.error = Some(s3.clone());
+                ctx.outcome.error = Some(s3.clone());
                 0
             }
             (None, _) => 0,
@@ -403,8 +405,8 @@ impl ProxyHttp for Gateway {
             session.req_header().method,
             http::Method::GET | http::Method::HEAD | http::Method::PUT | http::Method::DELETE
         );
-        if idempotent && !ctx.retried {
-            ctx.retried = true;
+        if idempotent && !ctx.outcome.retried {
+            ctx.outcome.retried = true;
             e.set_retry(true);
         } else {
             e.set_retry(false);
@@ -416,7 +418,7 @@ impl ProxyHttp for Gateway {
     /// logged by `logging` with their S3 code.
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
         // Our own refusals are logged by `logging` with their S3 code.
-        ctx.error.is_some() || ctx.status > 0
+        ctx.outcome.error.is_some() || ctx.outcome.status > 0
     }
 
     /// Runs last, whatever happened: the in-flight gauge and part guard
@@ -425,20 +427,20 @@ impl ProxyHttp for Gateway {
         ctx.part_guard = None;
         ctx.in_flight = None;
         let m = crate::metrics::get();
-        let status = if ctx.status == 0 && e.is_some() {
+        let status = if ctx.outcome.status == 0 && e.is_some() {
             499
         } else {
-            ctx.status
+            ctx.outcome.status
         };
         m.requests.inc(&[ctx.operation_name(), &status.to_string()]);
         m.bytes_in
-            .fetch_add(ctx.bytes_in, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(ctx.outcome.bytes_in, std::sync::atomic::Ordering::Relaxed);
         m.bytes_out
-            .fetch_add(ctx.bytes_out, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(ctx.outcome.bytes_out, std::sync::atomic::Ordering::Relaxed);
         if let (Some(crate::s3::Operation::CompleteMultipartUpload { upload_id }), Some(bucket)) =
             (&ctx.operation, &ctx.bucket)
         {
-            if ctx.status == 200 && !ctx.complete_error && e.is_none() {
+            if ctx.outcome.status == 200 && !ctx.outcome.complete_error && e.is_none() {
                 self.state.ownership.forget(bucket, upload_id).await;
                 audit_event(
                     &self.state,

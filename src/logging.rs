@@ -296,18 +296,27 @@ fn value_after(b: &[u8], mut i: usize, whole: bool, json: bool) -> Option<(usize
 
 /// One line per request.
 pub fn access(ctx: &RequestCtx, e: Option<&Error>) {
-    let principal = ctx.principal.as_ref().map_or("-", |p| p.name.as_str());
-    let upstream = ctx.route.as_ref().map_or("-", |r| r.upstream.name.as_str());
+    let principal = ctx
+        .identity
+        .principal
+        .as_ref()
+        .map_or("-", |p| p.name.as_str());
+    let upstream = ctx
+        .plan
+        .route
+        .as_ref()
+        .map_or("-", |r| r.upstream.name.as_str());
     // The gateway's own error, else the upstream's.
     let code = ctx
+        .outcome
         .error_code
         .map(|c| c.as_str())
-        .or(ctx.upstream_error_code.as_deref())
+        .or(ctx.outcome.upstream_error_code.as_deref())
         .unwrap_or("-");
-    let status = if ctx.status == 0 && e.is_some() {
+    let status = if ctx.outcome.status == 0 && e.is_some() {
         499
     } else {
-        ctx.status
+        ctx.outcome.status
     };
     tracing::info!(
         target: "s3gate::access",
@@ -319,8 +328,8 @@ pub fn access(ctx: &RequestCtx, e: Option<&Error>) {
         upstream,
         status,
         error = code,
-        bytes_in = ctx.bytes_in,
-        bytes_out = ctx.bytes_out,
+        bytes_in = ctx.outcome.bytes_in,
+        bytes_out = ctx.outcome.bytes_out,
         duration_ms = ctx.started.elapsed().as_millis() as u64,
         "request"
     );

@@ -12,8 +12,8 @@ use crate::s3::{err, S3Error, S3ErrorCode};
 /// Write an S3 error response; the connection is not reused, since the
 /// client's body may not have been read.
 pub async fn error(session: &mut Session, ctx: &mut RequestCtx, e: &S3Error) {
-    ctx.status = e.status();
-    ctx.error_code = Some(e.code);
+    ctx.outcome.status = e.status();
+    ctx.outcome.error_code = Some(e.code);
     session.set_keepalive(None);
     let body = if session.req_header().method == http::Method::HEAD {
         String::new()
@@ -25,7 +25,7 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, e: &S3Error) {
 
 /// Write a 200 with an XML document.
 pub async fn xml(session: &mut Session, ctx: &mut RequestCtx, body: String) {
-    ctx.status = 200;
+    ctx.outcome.status = 200;
     write(session, ctx, 200, body, false).await;
 }
 
@@ -48,7 +48,7 @@ async fn write(
     if close {
         let _ = h.insert_header("connection", "close");
     }
-    ctx.bytes_out += len as u64;
+    ctx.outcome.bytes_out += len as u64;
     if session
         .write_response_header(Box::new(h), len == 0)
         .await
@@ -112,7 +112,7 @@ pub async fn relay(
     ctx: &mut RequestCtx,
     reply: &crate::upstream_client::Reply,
 ) {
-    ctx.status = reply.status;
+    ctx.outcome.status = reply.status;
     let Ok(mut h) = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3)) else {
         return;
     };
@@ -131,8 +131,8 @@ pub async fn relay(
     } else if reply.status >= 400 {
         // As for proxied answers: no upstream identity in the message.
         let (out, code) = crate::s3::upstream_error::rewrite(&reply.body, None);
-        if ctx.error_code.is_none() {
-            ctx.upstream_error_code = code;
+        if ctx.outcome.error_code.is_none() {
+            ctx.outcome.upstream_error_code = code;
         }
         Bytes::from(out)
     } else {
@@ -145,7 +145,7 @@ pub async fn relay(
         let _ = h.insert_header("x-amz-request-id", ctx.request_id.as_str());
     }
     let _ = h.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
-    ctx.bytes_out += body.len() as u64;
+    ctx.outcome.bytes_out += body.len() as u64;
     let end = body.is_empty();
     if session
         .write_response_header(Box::new(h), end)

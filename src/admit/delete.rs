@@ -52,14 +52,18 @@ pub fn decide_keys<'a>(
     objects
         .iter()
         .map(|o| {
-            let reserved = match (d.reserved, &ctx.route) {
+            let reserved = match (d.reserved, &ctx.plan.route) {
                 (Some(r), Some(route)) => r.covers(route, &o.key),
                 _ => false,
             };
             if reserved {
                 return (o, Err("reserved"));
             }
-            let unversioned = ctx.route.as_ref().is_some_and(|r| !r.upstream.versioning);
+            let unversioned = ctx
+                .plan
+                .route
+                .as_ref()
+                .is_some_and(|r| !r.upstream.versioning);
             if o.version_id.is_some() && unversioned {
                 return (o, Err("unversioned"));
             }
@@ -107,7 +111,7 @@ pub async fn delete_objects(
             body::read_verified(session, &mut verifier, doc::MAX_BODY).await?
         }
     };
-    ctx.bytes_in += xml.len() as u64;
+    ctx.outcome.bytes_in += xml.len() as u64;
     let request = doc::parse(&xml)?;
     let headers = session.req_header().headers.clone();
     let decided = decide_keys(decider, ctx, principal, keys, &headers, &request.objects);
@@ -157,12 +161,13 @@ pub async fn delete_objects(
         base64::engine::general_purpose::STANDARD.encode(digest),
     )
     .map_err(|_| err(S3ErrorCode::InternalError, "invalid header value"))?;
-    ctx.framing = body::Framing {
+    ctx.plan.framing = body::Framing {
         upstream_length: Some(new_body.len() as u64),
         payload_hash: hex::encode(digest),
         ..body::Framing::default()
     };
     let route = ctx
+        .plan
         .route
         .as_ref()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;

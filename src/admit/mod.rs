@@ -79,13 +79,13 @@ pub async fn admit(
             crate::metrics::get()
                 .auth_failures
                 .inc(&[e.error.code.as_str()]);
-            ctx.access_key_id = e.access_key_id;
+            ctx.identity.access_key_id = e.access_key_id;
             return Err(e.error);
         }
     };
     if let Some(a) = &auth {
-        ctx.principal = Some(a.principal.clone());
-        ctx.auth_method = Some(a.method);
+        ctx.identity.principal = Some(a.principal.clone());
+        ctx.identity.method = Some(a.method);
     }
     let payload = auth
         .as_ref()
@@ -97,8 +97,8 @@ pub async fn admit(
     // The initiator rule needs the upload's record: read only for
     // authenticated requests.
     let (initiator, initiator_principal) = initiator(state, &req, auth.as_ref()).await?;
-    ctx.initiator = initiator.clone();
-    ctx.initiator_principal = initiator_principal;
+    ctx.decided.initiator = initiator.clone();
+    ctx.decided.initiator_principal = initiator_principal;
     // 4. decide
     let who = Who {
         principal: auth
@@ -122,16 +122,17 @@ pub async fn admit(
     if let Some(e) = verdict.refusal {
         return Err(e);
     }
-    ctx.inject_owner = verdict.inject_owner.clone();
-    ctx.copy_source_target = routed.source.as_ref().and_then(|s| s.target.clone());
-    ctx.route = routed.route.clone();
+    ctx.decided.inject_owner = verdict.inject_owner.clone();
+    ctx.plan.copy_source_target = routed.source.as_ref().and_then(|s| s.target.clone());
+    ctx.plan.route = routed.route.clone();
     let route_upstream_trailers = ctx
+        .plan
         .route
         .as_ref()
         .is_some_and(|r| r.upstream.checksum_trailers);
     ctx.request = Some(req.clone());
     match &req.op {
-        Operation::ListBuckets if ctx.route.is_none() => {
+        Operation::ListBuckets if ctx.plan.route.is_none() => {
             return Ok(Admission::Answer(list_buckets_xml(
                 &state.router.named_buckets(),
                 who.principal,
@@ -176,8 +177,8 @@ pub async fn admit(
         whole_object_checksum,
     )
     .await?;
-    ctx.framing = framing;
-    ctx.body = plan;
+    ctx.plan.framing = framing;
+    ctx.plan.body = plan;
     Ok(Admission::Forward)
 }
 
@@ -220,7 +221,7 @@ fn record_decision(
     shadow: bool,
 ) {
     let Some(decision) = &v.decision else { return };
-    ctx.decision = Some(decision.clone());
+    ctx.decided.decision = Some(decision.clone());
     let m = crate::metrics::get();
     if decision.statements.is_empty() {
         m.decisions.inc(&[decision.effect.as_str(), ""]);
@@ -262,6 +263,7 @@ async fn bucket_location(
     req: &S3Request,
 ) -> S3Result<Admission> {
     let route = ctx
+        .plan
         .route
         .as_ref()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;

@@ -25,7 +25,7 @@ fn no_route() -> S3Error {
 
 /// Forward CreateMultipartUpload, record the initiator, then answer.
 pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -> S3Result<Reply> {
-    let route = ctx.route.as_ref().ok_or_else(no_route)?;
+    let route = ctx.plan.route.as_ref().ok_or_else(no_route)?;
     let mut req = session.req_header().clone();
     let credentials = route.upstream.credentials.get().await?;
     forward::rewrite(&mut req, ctx, &credentials)?;
@@ -43,6 +43,7 @@ pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -
         return Ok(reply);
     };
     let principal = ctx
+        .identity
         .principal
         .as_ref()
         .map_or("anonymous", |p| p.name.as_str())
@@ -79,7 +80,7 @@ pub async fn abort(
     session: &Session,
     ctx: &RequestCtx,
 ) -> S3Result<(Reply, Event)> {
-    let route = ctx.route.as_ref().ok_or_else(no_route)?;
+    let route = ctx.plan.route.as_ref().ok_or_else(no_route)?;
     let (Some(bucket), Some(key), Some(Operation::AbortMultipartUpload { upload_id })) =
         (&ctx.bucket, &ctx.key, &ctx.operation)
     else {
@@ -98,7 +99,7 @@ pub async fn abort(
     }
     let h = &session.req_header().headers;
     let mut headers = Vec::new();
-    if let Some(o) = ctx.inject_owner.clone().or_else(|| {
+    if let Some(o) = ctx.decided.inject_owner.clone().or_else(|| {
         h.get("x-amz-expected-bucket-owner")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
@@ -164,7 +165,7 @@ pub async fn abort(
 }
 
 pub fn upstream_info(ctx: &RequestCtx, reply: Option<&Reply>) -> UpstreamInfo {
-    let route = ctx.route.as_ref();
+    let route = ctx.plan.route.as_ref();
     UpstreamInfo {
         name: route.map(|r| r.upstream.name.clone()),
         endpoint: route.map(|r| {
@@ -207,8 +208,8 @@ fn upload_id_of(ctx: &RequestCtx) -> Option<&str> {
 /// (`unknown` without an ownership record), never the policy's `self` /
 /// `other`.
 fn initiator(ctx: &RequestCtx, kind: EventKind) -> Initiator {
-    let own_name = || ctx.principal.as_ref().map(|p| p.name.clone());
-    if let Some(name) = &ctx.initiator_principal {
+    let own_name = || ctx.identity.principal.as_ref().map(|p| p.name.clone());
+    if let Some(name) = &ctx.decided.initiator_principal {
         return Initiator::Known(Some(name.clone()));
     }
     if kind == EventKind::CreateMultipartUpload {
@@ -217,7 +218,7 @@ fn initiator(ctx: &RequestCtx, kind: EventKind) -> Initiator {
     if ctx.bucket.is_none() || upload_id_of(ctx).is_none() {
         return Initiator::Known(None);
     }
-    match ctx.initiator.as_deref() {
+    match ctx.decided.initiator.as_deref() {
         Some("self") => match own_name() {
             Some(name) => Initiator::Known(Some(name)),
             None => Initiator::LookUp,
@@ -257,8 +258,8 @@ pub fn event(
 ) -> Event {
     let h = &session.req_header().headers;
     let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let rules = ctx.route.as_ref().map(|r| r.rules.clone());
-    let owner_action = match (&rules, &ctx.inject_owner) {
+    let rules = ctx.plan.route.as_ref().map(|r| r.rules.clone());
+    let owner_action = match (&rules, &ctx.decided.inject_owner) {
         (_, Some(_)) => "injected".to_string(),
         (Some(r), None) => format!("{:?}", r.expected_bucket_owner).to_ascii_lowercase(),
         (None, None) => "passthrough".to_string(),
@@ -293,12 +294,13 @@ pub fn event(
         time: crate::auth::time::format_rfc3339(ctx.arrived, true),
         event: kind,
         request_id: ctx.request_id.clone(),
-        principal: ctx.principal.as_ref().map(|p| p.name.clone()),
+        principal: ctx.identity.principal.as_ref().map(|p| p.name.clone()),
         access_key_id: ctx
+            .identity
             .principal
             .as_ref()
             .map(|p| p.access_key_id.clone())
-            .or_else(|| ctx.access_key_id.clone()),
+            .or_else(|| ctx.identity.access_key_id.clone()),
         source_ip: session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -308,7 +310,7 @@ pub fn event(
         key: ctx.key.clone(),
         upload_id,
         upstream: Some(upstream_info(ctx, None)),
-        decision: ctx.decision.as_ref().map(|d| DecisionInfo {
+        decision: ctx.decided.decision.as_ref().map(|d| DecisionInfo {
             effect: d.effect.as_str().to_string(),
             statements: d
                 .statements
@@ -339,7 +341,7 @@ pub fn event(
         attempts: 0,
         parts_remaining: None,
         outcome,
-        error: ctx.error_code.map(|c| c.as_str().to_string()),
+        error: ctx.outcome.error_code.map(|c| c.as_str().to_string()),
         duration_ms: ctx.started.elapsed().as_millis() as u64,
         truncated: None,
         suppressed: None,
