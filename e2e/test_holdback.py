@@ -489,8 +489,8 @@ def test_signed_chunks_tampered_are_never_stored(gw, moto, direct, keys, moto_lo
     (True, {}, 400, "BadDigest"),
     (False, {"tamper_trailer_sig": True}, 403, "SignatureDoesNotMatch"),
 ], ids=["wrong-checksum", "trailer-signature"])
-def test_signed_trailer_tampered_is_never_stored(gw, moto, direct, keys, moto_log, wrong_crc, tamper,
-                                                 status, code):
+def test_signed_trailer_tampered_is_never_stored(gw, moto, direct, keys, moto_log,
+                                                 wrong_crc, tamper, status, code):
     data = os.urandom(sum(SIZES))
     crc = crc32_b64(flip(data, 0)) if wrong_crc else crc32_b64(data)
     bad_key = new_key(keys, "trailer-bad")
@@ -518,3 +518,26 @@ def test_unsigned_trailer_wrong_checksum_is_never_stored(gw, moto, direct, keys,
     r = put_chunked(gw, moto.bucket, ok_key, data, UNSIGNED_TRAILER, trailer=crc32_b64(data))
     assert r.status == 200, r
     assert_stored(direct, moto.bucket, ok_key, data)
+
+
+# --------------------------------------------------------------------------
+# control: moto itself stores bodies that fail verification
+
+def test_control_moto_stores_what_fails_verification(moto, direct, keys):
+    """Sent straight to moto, a body with a wrong x-amz-content-sha256 and a
+    wrong x-amz-checksum-crc32 is stored: only the gateway stands between
+    such a body and an object, so the cases above are meaningful."""
+    data = os.urandom(64 * KIB)
+    sent = flip(data, len(data) - 1)
+    key = new_key(keys, "control")
+    port = int(moto.endpoint.rsplit(":", 1)[1])
+    target = target_of(moto.bucket, key)
+    hdrs = {"Host": f"127.0.0.1:{port}", "Content-Length": str(len(sent)),
+            "x-amz-checksum-crc32": crc32_b64(data)}
+    req = AWSRequest(method="PUT", url=f"{moto.endpoint}{target}", headers=hdrs)
+    signer = S3SigV4Auth(Credentials(moto.access_key_id, moto.secret_access_key), "s3", REGION)
+    signer.payload = lambda request: hashlib.sha256(data).hexdigest()
+    signer.add_auth(req)
+    r = send(port, "PUT", target, dict(req.headers.items()), sent)
+    assert r.status == 200, r
+    assert_stored(direct, moto.bucket, key, sent)

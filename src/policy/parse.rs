@@ -290,10 +290,9 @@ fn principal_names(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Option<HashSet<
             .rsplit_once(":user/")
             .map_or(n.as_str(), |(_, u)| u)
             .to_string();
-        if name == "*" {
-            return Some(HashSet::from(["*".to_string()]));
-        }
-        if let Some(known) = cx.principals {
+        // `*` is every signed principal; the other names of the list still
+        // count (a Deny on `[anonymous, "*"]` must catch anonymous too).
+        if let Some(known) = cx.principals.filter(|_| name != "*") {
             if name != "anonymous" && !known.contains(&name) {
                 let list: Vec<&str> = known.iter().map(String::as_str).collect();
                 let hint = did_you_mean(&name, &list)
@@ -497,6 +496,32 @@ mod tests {
         match parse_file(Path::new("p.yaml"), src, Some(&known)) {
             Ok(_) => Vec::new(),
             Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_principal_list_with_star_keeps_its_other_names() {
+        // A Deny on `[anonymous, "*"]` must catch anonymous requests too.
+        let src = "\
+Version: \"2012-10-17\"
+Statement:
+  - Sid: NoOne
+    Effect: Deny
+    Principal: [anonymous, \"*\"]
+    Action: s3:GetObject
+    Resource: \"*\"
+";
+        let parsed = parse_file(Path::new("p.yaml"), src, None).expect("parses");
+        let set =
+            crate::policy::PolicySet::new(parsed.statements, Vec::new(), &["etl".to_string()]);
+        let need = crate::policy::actions::Need {
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::b/k".into(),
+        };
+        let keys = crate::policy::condition::ContextKeys::new();
+        for who in ["anonymous", "etl"] {
+            let d = set.decide_one(who, &need, &keys);
+            assert_eq!(d.statements, vec!["p.yaml#NoOne".to_string()], "{who}");
         }
     }
 
