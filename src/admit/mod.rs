@@ -58,7 +58,9 @@ pub async fn admit(
     let source_ip = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
+        // An IPv4 client of a dual-stack listener is `::ffff:a.b.c.d`:
+        // policies name it as IPv4.
+        .map(|a| a.ip().to_canonical());
     let view = RequestView::of(session.req_header(), source_ip, tls.as_deref());
     // 1. parse
     let parsed = parse::parse(&view, &state.config.hostnames)?;

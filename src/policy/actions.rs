@@ -159,10 +159,26 @@ pub fn needs(op: &Operation, bucket: Option<&str>, key: Option<&str>) -> Vec<Nee
         // (`delete_needs`), and a request with nothing decided is denied.
         DeleteObjects => Vec::new(),
         BucketSub(s) => on_bucket(s.action),
-        ObjectSub { sub, version_id } => on_object(match (version_id, sub.version_action) {
-            (Some(_), Some(v)) => v,
-            _ => sub.action,
-        }),
+        ObjectSub { sub, version_id } => {
+            let mut n = on_object(match (version_id, sub.version_action) {
+                (Some(_), Some(v)) => v,
+                _ => sub.action,
+            });
+            // GetObjectAttributes reads the object's metadata: S3 requires
+            // s3:GetObject(Version) too — and an upstream that ignores
+            // `?attributes` (Garage) returns the object itself.
+            if sub.selector == "attributes" {
+                n.push(Need {
+                    action: if version_id.is_some() {
+                        "s3:GetObjectVersion"
+                    } else {
+                        "s3:GetObject"
+                    },
+                    resource: obj.clone(),
+                });
+            }
+            n
+        }
         GetObject { version_id, .. } | HeadObject { version_id, .. } => {
             on_object(if version_id.is_some() {
                 "s3:GetObjectVersion"
@@ -383,6 +399,23 @@ mod tests {
 #[cfg(test)]
 mod create_bucket_tests {
     use super::*;
+
+    #[test]
+    fn get_object_attributes_needs_get_object_too() {
+        let a = crate::s3::subresource::TABLE
+            .iter()
+            .find(|s| s.name == "GetObjectAttributes")
+            .unwrap();
+        let op = Operation::ObjectSub {
+            sub: a,
+            version_id: None,
+        };
+        let got: Vec<&str> = needs(&op, Some("b"), Some("k"))
+            .iter()
+            .map(|n| n.action)
+            .collect();
+        assert_eq!(got, vec!["s3:GetObjectAttributes", "s3:GetObject"]);
+    }
 
     #[test]
     fn create_bucket_headers_need_their_permissions() {

@@ -225,6 +225,7 @@ pub fn ip_in(policy: &str, value: &str) -> bool {
     let (Ok(net), Ok(ip)) = (net.trim().parse::<IpAddr>(), value.trim().parse::<IpAddr>()) else {
         return false;
     };
+    let ip = ip.to_canonical();
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
             let b = bits.unwrap_or(32).min(32);

@@ -58,7 +58,7 @@ impl PolicySet {
                 .filter(|a| s.matches_action(a))
                 .collect();
             for name in &names {
-                if s.principal.applies_to(name) {
+                if s.applies_to(name) {
                     let by = index.entry(name.clone()).or_default();
                     for a in &acts {
                         by.entry(a).or_default().push(i as u32);
@@ -88,7 +88,7 @@ impl PolicySet {
             None => self.fallback.get(action).map_or(Vec::new(), |v| {
                 v.iter()
                     .map(|&i| &self.statements[i as usize])
-                    .filter(|s| s.principal.applies_to(principal))
+                    .filter(|s| s.applies_to(principal))
                     .collect()
             }),
         }
@@ -159,7 +159,7 @@ impl PolicySet {
         self.statements
             .iter()
             .map(|s| {
-                let verdict = if !s.principal.applies_to(principal) {
+                let verdict = if !s.applies_to(principal) {
                     Err(format!(
                         "principal {principal} is not named by the statement"
                     ))

@@ -6,7 +6,9 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+        // A `*` in the pattern is always a wildcard, even against a literal
+        // `*` in the text (a key `protected/*x` must match `protected/*`).
+        if pi < p.len() && p[pi] != b'*' && (p[pi] == b'?' || p[pi] == t[ti]) {
             // `?` matches one character; stay on UTF-8 boundaries.
             if p[pi] == b'?' {
                 ti += utf8_len(t[ti]);

@@ -21,7 +21,10 @@ impl Effect {
 }
 
 /// Who a statement applies to. Names are the gateway's principal names;
-/// `*` is every authenticated principal, `anonymous` unsigned requests.
+/// `*` is every authenticated principal, `anonymous` unsigned requests —
+/// except in a Deny, where `*` (and a statement without a Principal) also
+/// catches anonymous requests, as an IAM author writing "deny everyone"
+/// expects: a Deny is never narrower than it reads.
 #[derive(Debug, Clone)]
 pub enum PrincipalMatch {
     Any,
@@ -30,11 +33,12 @@ pub enum PrincipalMatch {
 }
 
 impl PrincipalMatch {
-    pub fn applies_to(&self, principal: &str) -> bool {
+    pub fn applies_to(&self, principal: &str, deny: bool) -> bool {
         let authenticated = principal != "anonymous";
+        let everyone = authenticated || deny;
         match self {
-            PrincipalMatch::Any => authenticated,
-            PrincipalMatch::Names(n) => n.contains(principal) || (authenticated && n.contains("*")),
+            PrincipalMatch::Any => everyone,
+            PrincipalMatch::Names(n) => n.contains(principal) || (everyone && n.contains("*")),
             PrincipalMatch::Not(n) => {
                 !(n.contains(principal) || (authenticated && n.contains("*")))
             }
@@ -60,6 +64,12 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// Whether the statement applies to `principal` (see `PrincipalMatch`).
+    pub fn applies_to(&self, principal: &str) -> bool {
+        self.principal
+            .applies_to(principal, self.effect == Effect::Deny)
+    }
+
     /// `file#Sid` (or `file#3` for a statement without a Sid).
     pub fn name(&self) -> String {
         match &self.sid {

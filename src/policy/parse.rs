@@ -270,20 +270,38 @@ fn statement(cx: &mut Cx<'_>, path: &[Step], index: usize, v: &Value) -> Option<
 
 /// Principal names; `*` and `{AWS: ...}` forms; IAM user ARNs name the user.
 fn principal_names(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Option<HashSet<String>> {
-    let v = match v {
-        Value::Mapping(m) => match m.get("AWS").or_else(|| m.get("s3gate")) {
-            Some(inner) => inner,
-            None => {
+    // `{ AWS: …, s3gate: … }`: every name of both keys; any other key
+    // (CanonicalUser, Federated, Service) names nobody the gateway knows.
+    let names = match v {
+        Value::Mapping(m) => {
+            let mut names = Vec::new();
+            for (k, inner) in m {
+                match k.as_str() {
+                    Some("AWS" | "s3gate") => names.extend(strings(cx, path, inner, "Principal")),
+                    _ => {
+                        cx.error(
+                            path,
+                            "Principal keys are AWS and s3gate (the gateway's principal names)",
+                        );
+                        return None;
+                    }
+                }
+            }
+            if names.is_empty() {
                 cx.error(
                     path,
                     "Principal must be a name, a list of names, \"*\" or { AWS: ... }",
                 );
                 return None;
             }
-        },
-        other => other,
+            names
+        }
+        other => strings(cx, path, other, "Principal"),
     };
-    let names = strings(cx, path, v, "Principal");
+    if names.is_empty() {
+        cx.error(path, "Principal must name at least one principal");
+        return None;
+    }
     let mut out = HashSet::new();
     for n in names {
         let name = n
@@ -311,7 +329,15 @@ fn principal_names(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Option<HashSet<
 
 fn action_list(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for a in strings(cx, path, v, "Action") {
+    let list = strings(cx, path, v, "Action");
+    if list.is_empty() {
+        // IAM refuses it; a NotAction: [] would match every action.
+        cx.error(
+            path,
+            "an empty action list matches nothing (or, negated, everything)",
+        );
+    }
+    for a in list {
         if a == "*" || a.eq_ignore_ascii_case("s3:*") {
             out.push("*".to_string());
             continue;
@@ -343,7 +369,20 @@ fn action_list(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Vec<String> {
 
 fn resource_list(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for r in strings(cx, path, v, "Resource") {
+    let list = strings(cx, path, v, "Resource");
+    if list.is_empty() {
+        cx.error(
+            path,
+            "an empty resource list matches nothing (or, negated, everything)",
+        );
+    }
+    for r in list {
+        if r.contains("${") {
+            // Not substituted: read literally it would match a key named
+            // `${aws:username}`, and a Deny holding one would never match.
+            cx.error(path, format!("policy variables are not supported: `{r}`"));
+            continue;
+        }
         let ok = r == "*"
             || r.strip_prefix("arn:aws:s3:::").is_some_and(|rest| {
                 let bucket = rest.split('/').next().unwrap_or("");
@@ -497,6 +536,115 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    fn decide(src: &str, who: &str, action: &'static str, resource: &str) -> Vec<String> {
+        let parsed = parse_file(Path::new("p.yaml"), src, None).expect("parses");
+        let set =
+            crate::policy::PolicySet::new(parsed.statements, Vec::new(), &["etl".to_string()]);
+        let need = crate::policy::actions::Need {
+            action,
+            resource: resource.into(),
+        };
+        let mut keys = crate::policy::condition::ContextKeys::new();
+        keys.insert("aws:sourceip".into(), vec!["::ffff:127.0.0.1".into()]);
+        let d = set.decide_one(who, &need, &keys);
+        if d.allowed() {
+            vec!["Allow".into()]
+        } else {
+            d.statements
+        }
+    }
+
+    /// What an IAM author expects of a Deny: never narrower than it reads.
+    #[test]
+    fn denies_are_as_wide_as_they_read() {
+        let src = "\
+Version: \"2012-10-17\"
+Statement:
+  - Sid: Open
+    Effect: Allow
+    Principal: [anonymous, etl]
+    Action: \"s3:*\"
+    Resource: \"*\"
+  - Sid: Everyone
+    Effect: Deny
+    Principal: \"*\"
+    Action: s3:DeleteObject
+    Resource: \"*\"
+  - Sid: Protected
+    Effect: Deny
+    Principal: { AWS: etl, s3gate: anonymous }
+    Action: s3:GetObject
+    Resource: arn:aws:s3:::b/protected/*
+  - Sid: Loopback
+    Effect: Deny
+    Action: s3:PutObject
+    Resource: \"*\"
+    Condition:
+      IpAddress: { aws:SourceIp: 127.0.0.0/8 }
+";
+        // `*` in a Deny catches anonymous too (an Allow on `*` would not).
+        assert_eq!(
+            decide(src, "anonymous", "s3:DeleteObject", "arn:aws:s3:::b/k"),
+            ["p.yaml#Everyone"]
+        );
+        // Both keys of a Principal mapping count.
+        assert_eq!(
+            decide(
+                src,
+                "anonymous",
+                "s3:GetObject",
+                "arn:aws:s3:::b/protected/k"
+            ),
+            ["p.yaml#Protected"]
+        );
+        assert_eq!(
+            decide(src, "etl", "s3:GetObject", "arn:aws:s3:::b/protected/k"),
+            ["p.yaml#Protected"]
+        );
+        // A literal `*` in a key still matches the pattern's wildcard.
+        assert_eq!(
+            decide(src, "etl", "s3:GetObject", "arn:aws:s3:::b/protected/*x"),
+            ["p.yaml#Protected"]
+        );
+        // An IPv4 client seen through a dual-stack socket is still IPv4.
+        assert_eq!(
+            decide(src, "etl", "s3:PutObject", "arn:aws:s3:::b/k"),
+            ["p.yaml#Loopback"]
+        );
+        assert_eq!(
+            decide(src, "etl", "s3:GetObject", "arn:aws:s3:::b/open/k"),
+            ["Allow"]
+        );
+    }
+
+    #[test]
+    fn policies_that_would_not_mean_what_they_read_do_not_load() {
+        for (bad, why) in [
+            (
+                "    NotAction: []\n    Resource: \"*\"\n",
+                "empty action list",
+            ),
+            (
+                "    Action: s3:GetObject\n    NotResource: []\n",
+                "empty resource list",
+            ),
+            (
+                "    Action: s3:GetObject\n    Resource: arn:aws:s3:::homes/${aws:username}/*\n",
+                "policy variables",
+            ),
+        ] {
+            let src = format!(
+                "Version: \"2012-10-17\"\nStatement:\n  - Effect: Deny\n    Principal: etl\n{bad}"
+            );
+            let e = errors(&src);
+            assert!(e.iter().any(|l| l.contains(why)), "{why}: {e:?}");
+        }
+        let src = "Version: \"2012-10-17\"\nStatement:\n  - Effect: Deny\n    Principal: { Service: s3.amazonaws.com }\n    Action: s3:GetObject\n    Resource: \"*\"\n";
+        assert!(errors(src)
+            .iter()
+            .any(|l| l.contains("Principal keys are AWS and s3gate")));
     }
 
     #[test]
