@@ -47,10 +47,21 @@ pub fn rewrite(
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
     let up = &route.upstream;
     let bucket = route.target.as_deref();
-    let request = ctx
+    let decided = ctx
         .request
         .as_ref()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no decided request"))?;
+    // On a store without versions, `versionId=null` names the current
+    // object: decided as asked (the version's permission), sent without it.
+    let unversioned;
+    let request = if up.versioning {
+        decided
+    } else {
+        let mut r = decided.clone();
+        r.op.drop_null_versions();
+        unversioned = r;
+        &unversioned
+    };
     let (host, path) = up.locate(bucket, request.key.as_deref());
     let query = request.upstream_query();
     let path_and_query = if query.is_empty() {

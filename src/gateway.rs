@@ -288,6 +288,18 @@ impl ProxyHttp for Gateway {
             ctx.outcome.error_body = Some(BytesMut::new());
             ctx.outcome.error_body_overflow = false;
         }
+        if ctx
+            .plan
+            .route
+            .as_ref()
+            .is_some_and(|r| !r.upstream.versioning)
+        {
+            // A store without versions (`versioning: false`) has no version
+            // ids a client could use: one it hands out would only come back
+            // as a `versionId` the gateway refuses (rclone reads its
+            // uploads back by version).
+            resp.remove_header("x-amz-version-id");
+        }
         if resp.headers.contains_key("x-amz-bucket-region") {
             // Clients sign for the region they are told: the gateway's.
             let _ = resp.insert_header("x-amz-bucket-region", self.state.config.region.as_str());

@@ -53,7 +53,9 @@ pub struct Routed {
     pub source: Option<Route>,
 }
 
-/// Stage 3: the upstream and target bucket of a request.
+/// Stage 3: the upstream and target bucket of a request. On an upstream
+/// without versions any version id but `null` (the current object there)
+/// is refused.
 pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
     let Some(bucket) = &req.bucket else {
         // ListBuckets goes to the catch-all's upstream, if any.
@@ -90,9 +92,7 @@ pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
     }
     // An upstream without versions (Garage) ignores `versionId` and acts on
     // the current object: a request that names one is not what was decided.
-    let names_version = req.op.version_id().is_some()
-        || req.op.copy_source().is_some_and(|s| s.version_id.is_some());
-    if names_version && !route.upstream.versioning {
+    if !route.upstream.versioning && req.op.clone().drop_null_versions() {
         return Err(err(
             S3ErrorCode::InvalidArgument,
             format!(

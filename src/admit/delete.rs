@@ -64,7 +64,7 @@ pub fn decide_keys<'a>(
                 .route
                 .as_ref()
                 .is_some_and(|r| !r.upstream.versioning);
-            if o.version_id.is_some() && unversioned {
+            if unversioned && o.version_id.as_deref().is_some_and(|v| v != "null") {
                 return (o, Err("unversioned"));
             }
             let Some(set) = &set else {
@@ -150,7 +150,21 @@ pub async fn delete_objects(
             body: Bytes::from(body),
         });
     }
-    let new_body = Bytes::from(doc::render(request.quiet, &allowed));
+    // On a store without versions the null version is the current object:
+    // decided as a version delete, sent without it.
+    let unversioned = ctx
+        .plan
+        .route
+        .as_ref()
+        .is_some_and(|r| !r.upstream.versioning);
+    let sent: Vec<DeleteEntry> = allowed
+        .iter()
+        .map(|o| DeleteEntry {
+            key: o.key.clone(),
+            version_id: o.version_id.clone().filter(|_| !unversioned),
+        })
+        .collect();
+    let new_body = Bytes::from(doc::render(request.quiet, &sent.iter().collect::<Vec<_>>()));
     let digest = Sha256::digest(&new_body);
     let mut req = session.req_header().clone();
     for h in BODY_HEADERS {

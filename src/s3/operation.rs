@@ -327,6 +327,27 @@ impl Operation {
         }
     }
 
+    /// Forget a `versionId=null` (on a store without versions, the null
+    /// version is the current object); returns whether a version other
+    /// than `null` is still named.
+    pub fn drop_null_versions(&mut self) -> bool {
+        use Operation::*;
+        let clear = |v: &mut Option<String>| {
+            if v.as_deref() == Some("null") {
+                *v = None;
+            }
+            v.is_some()
+        };
+        match self {
+            GetObject { version_id, .. }
+            | HeadObject { version_id, .. }
+            | DeleteObject { version_id }
+            | ObjectSub { version_id, .. } => clear(version_id),
+            CopyObject { source } | UploadPartCopy { source, .. } => clear(&mut source.version_id),
+            _ => false,
+        }
+    }
+
     /// The version an operation names.
     pub fn version_id(&self) -> Option<&str> {
         match self {

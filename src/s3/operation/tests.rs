@@ -377,3 +377,15 @@ fn unknown_requests_are_refused() {
         S3ErrorCode::InvalidArgument
     );
 }
+
+#[test]
+fn null_versions_are_dropped_others_kept() {
+    let mut get = op("GET", "/bkt/k", "versionId=null", None).unwrap();
+    assert!(!get.drop_null_versions());
+    assert_eq!(get.version_id(), None);
+    let mut copy = op("PUT", "/bkt/k", "", Some("src/k?versionId=null")).unwrap();
+    assert!(!copy.drop_null_versions());
+    assert_eq!(copy.copy_source().unwrap().version_id, None);
+    let mut del = op("DELETE", "/bkt/k", "versionId=v1", None).unwrap();
+    assert!(del.drop_null_versions());
+}

@@ -1,0 +1,317 @@
+"""More real S3 clients through s3gate, in front of Garage and moto, over HTTP
+and HTTPS: the MinIO Python SDK and rclone. As in test_clients.py, a direct
+look at the upstream checks what each write through the gateway left there."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ALICE_KEY, ALICE_SECRET, REGION, sha256_file, write_random_file
+
+MiB = 1024 * 1024
+# Characters that clients and gateway must agree on when they sign and route.
+ODD_NAME = "with space+plus/ünïcødé ☃ & ~ =.bin"
+
+
+# --------------------------------------------------------------------------
+# helpers (as in test_clients.py)
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def direct_head(target, key):
+    """HEAD straight at the upstream; None when the object is not there."""
+    try:
+        return target.direct().head_object(Bucket=target.bucket, Key=key)
+    except ClientError as e:
+        if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+            return None
+        raise
+
+
+def assert_upstream_has(target, key, size, content: bytes | None = None, parts: int | None = None):
+    head = direct_head(target, key)
+    assert head is not None, f"{key} is not in upstream bucket {target.bucket}"
+    assert head["ContentLength"] == size
+    if parts is not None:
+        assert head["ETag"].strip('"').endswith(f"-{parts}"), head["ETag"]
+    if content is not None:
+        got = target.direct().get_object(Bucket=target.bucket, Key=key)["Body"].read()
+        assert sha256(got) == sha256(content)
+
+
+def assert_upstream_lacks(target, key):
+    assert direct_head(target, key) is None, f"{key} unexpectedly exists upstream"
+
+
+def ssl_context(target):
+    return ssl.create_default_context(cafile=target.ca_bundle) if target.https else None
+
+
+def run(cmd, env, timeout=120, text=True):
+    r = subprocess.run(cmd, env=env, capture_output=True, text=text, timeout=timeout)
+    assert r.returncode == 0, (f"{' '.join(map(str, cmd))} exited {r.returncode}\n"
+                               f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+    return r.stdout
+
+
+@pytest.fixture
+def workdir(target):
+    """A scratch directory inside the session dir, removed after the test."""
+    d = target.session_dir / "work" / os.urandom(6).hex()
+    d.mkdir(parents=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# 1. MinIO Python SDK
+
+def minio_client(target):
+    """A Minio client through the gateway, WITHOUT a region: it asks
+    GetBucketLocation and signs for the region it is told. No retries, so a
+    gateway error shows."""
+    import urllib3
+    from minio import Minio
+
+    kwargs = dict(timeout=urllib3.Timeout(connect=15, read=60), retries=False)
+    if target.https:
+        kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=target.ca_bundle)
+    return Minio(target.endpoint.split("://", 1)[1], access_key=ALICE_KEY, secret_key=ALICE_SECRET,
+                 secure=target.https, http_client=urllib3.PoolManager(**kwargs))
+
+
+def minio_read(mc, bucket, key, **kw) -> bytes:
+    r = mc.get_object(bucket, key, **kw)
+    try:
+        return r.read()
+    finally:
+        r.close()
+        r.release_conn()
+
+
+def test_minio_put_get_list_copy_remove(target, cleanup):
+    from minio.commonconfig import CopySource
+
+    mc = minio_client(target)
+    base = target.new_key("minio")
+    plain, odd, copy = f"{base}/plain.bin", f"{base}/{ODD_NAME}", f"{base}/sub/copy of ü+.bin"
+    cleanup.extend([plain, odd, copy])
+    body = os.urandom(300 * 1024 + 7)
+    odd_body = os.urandom(70 * 1024 + 1)
+
+    # The first call asks the bucket's region (GetBucketLocation, signed for
+    # us-east-1), then signs the PUT for the region it was told.
+    trace = io.StringIO()
+    mc.trace_on(trace)
+    put = mc.put_object(target.bucket, plain, io.BytesIO(body), len(body),
+                        content_type="application/x-test", metadata={"e2e": "yes"})
+    mc.trace_off()
+    assert f"GET /{target.bucket}?location= HTTP/1.1" in trace.getvalue(), trace.getvalue()
+    assert mc._region_map.get(target.bucket) == REGION, trace.getvalue()
+    assert put.etag
+    assert_upstream_has(target, plain, len(body), body)
+
+    mc.put_object(target.bucket, odd, io.BytesIO(odd_body), len(odd_body))
+    assert_upstream_has(target, odd, len(odd_body), odd_body)
+
+    assert minio_read(mc, target.bucket, plain) == body
+    assert minio_read(mc, target.bucket, plain, offset=100, length=1024) == body[100:1124]
+    assert minio_read(mc, target.bucket, odd, offset=len(odd_body) - 10) == odd_body[-10:]
+    st = mc.stat_object(target.bucket, plain)
+    assert st.size == len(body)
+    assert st.content_type == "application/x-test"
+    assert st.metadata.get("x-amz-meta-e2e") == "yes"
+    assert st.etag == put.etag
+    assert mc.stat_object(target.bucket, odd).size == len(odd_body)
+
+    # Server-side copy from the odd key (its name URL-encoded in
+    # x-amz-copy-source) to another odd key.
+    mc.copy_object(target.bucket, copy, CopySource(target.bucket, odd))
+    assert_upstream_has(target, copy, len(odd_body), odd_body)
+    assert sha256(minio_read(mc, target.bucket, copy)) == sha256(odd_body)
+
+    # Listing (ListObjectsV2, encoding-type=url): with a delimiter, then
+    # recursively.
+    top = {(o.object_name, o.is_dir, o.size)
+           for o in mc.list_objects(target.bucket, prefix=f"{base}/", recursive=False)}
+    assert top == {(plain, False, len(body)), (f"{base}/with space+plus/", True, None),
+                   (f"{base}/sub/", True, None)}, top
+    everything = {(o.object_name, o.size)
+                  for o in mc.list_objects(target.bucket, prefix=f"{base}/", recursive=True)}
+    assert everything == {(plain, len(body)), (odd, len(odd_body)), (copy, len(odd_body))}
+    under = [o.object_name for o in mc.list_objects(target.bucket, prefix=f"{base}/with space+plus/")]
+    assert under == [odd]
+
+    for key in (plain, odd, copy):
+        mc.remove_object(target.bucket, key)
+        assert_upstream_lacks(target, key)
+    assert list(mc.list_objects(target.bucket, prefix=f"{base}/", recursive=True)) == []
+
+
+def test_minio_put_unknown_size_multipart(target, cleanup):
+    """length=-1: the SDK reads 5 MiB parts from the stream and uploads them
+    as a multipart upload (5 + 5 + 2 MiB)."""
+    mc = minio_client(target)
+    key = target.new_key("minio-stream") + "/stream ü+.bin"
+    cleanup.append(key)
+    size = 12 * MiB + 321
+    data = os.urandom(size)
+
+    class Stream(io.RawIOBase):
+        """A readable stream that does not tell its size."""
+        def __init__(self, b):
+            self._b = io.BytesIO(b)
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            return self._b.read(n)
+
+    res = mc.put_object(target.bucket, key, Stream(data), length=-1, part_size=5 * MiB)
+    assert res.etag.strip('"').endswith("-3"), res.etag
+    assert_upstream_has(target, key, size, parts=3)
+    got = minio_read(mc, target.bucket, key)
+    assert len(got) == size
+    assert sha256(got) == sha256(data)
+    tail = minio_read(mc, target.bucket, key, offset=10 * MiB - 5, length=10)
+    assert tail == data[10 * MiB - 5:10 * MiB + 5]
+
+    mc.remove_object(target.bucket, key)
+    assert_upstream_lacks(target, key)
+
+
+def test_minio_presigned_get_and_put(target, cleanup):
+    mc = minio_client(target)
+    base = target.new_key("minio-presigned")
+    up_key, down_key = f"{base}/put {ODD_NAME}", f"{base}/get {ODD_NAME}"
+    cleanup.extend([up_key, down_key])
+    body = os.urandom(90 * 1024 + 3)
+    ctx = ssl_context(target)
+
+    # PUT through a presigned URL (only `host` is signed).
+    url = mc.presigned_put_object(target.bucket, up_key, expires=timedelta(minutes=10))
+    assert "X-Amz-Signature=" in url and "X-Amz-Credential=" in url, url
+    assert url.startswith(target.endpoint + "/"), url
+    req = urllib.request.Request(url, data=body, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+            assert r.status == 200
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"PUT {url} -> {e.code}: {e.read()[:2000]!r}") from None
+    assert_upstream_has(target, up_key, len(body), body)
+
+    # GET through a presigned URL.
+    target.direct().put_object(Bucket=target.bucket, Key=down_key, Body=body[::-1])
+    url = mc.presigned_get_object(target.bucket, down_key, expires=timedelta(minutes=10))
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=60) as r:
+            assert r.status == 200
+            got = r.read()
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"GET {url} -> {e.code}: {e.read()[:2000]!r}") from None
+    assert sha256(got) == sha256(body[::-1])
+
+    # A tampered signature is refused.
+    sig = re.search(r"X-Amz-Signature=([0-9a-f]{64})", url).group(1)
+    bad = url.replace(sig, sig[:-1] + ("0" if sig[-1] != "0" else "1"))
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(bad, context=ctx, timeout=60)
+    assert e.value.code == 403
+    assert b"SignatureDoesNotMatch" in e.value.read()
+
+
+# --------------------------------------------------------------------------
+# 2. rclone
+
+def rclone_cmd(target, workdir: Path):
+    """rclone with a config file holding one S3 remote, `gw`, for alice. No
+    retries, so a gateway error shows."""
+    exe = shutil.which("rclone")
+    if exe is None:
+        pytest.skip("rclone is not installed (apt-get install rclone; .ci/setup does)")
+    cfg = workdir / "rclone.conf"
+    cfg.write_text("\n".join([
+        "[gw]",
+        "type = s3",
+        "provider = Other",
+        "env_auth = false",
+        f"access_key_id = {ALICE_KEY}",
+        f"secret_access_key = {ALICE_SECRET}",
+        f"endpoint = {target.endpoint}",
+        f"region = {REGION}",
+        "force_path_style = true",
+        # rclone's default cutoff is 200 MiB: 5 MiB makes the ~20 MiB file
+        # go multipart in the default 5 MiB chunks.
+        "upload_cutoff = 5Mi",
+        "chunk_size = 5Mi",
+    ]) + "\n")
+    cmd = [exe, "--config", str(cfg), "--retries", "1", "--low-level-retries", "1",
+           "--contimeout", "15s", "--timeout", "60s"]
+    if target.https:
+        cmd += ["--ca-cert", target.ca_bundle]
+    return cmd
+
+
+def test_rclone_copy_lsf_cat_copyto_deletefile(target, cleanup, workdir):
+    rclone = rclone_cmd(target, workdir)
+    env = target.env()
+    base = target.new_key("rclone")
+    remote = f"gw:{target.bucket}/{base}"
+
+    src = workdir / "src"
+    (src / "sub dir").mkdir(parents=True)
+    big_size = 20 * MiB + 4321                        # 5 parts of 5 MiB
+    big_digest = write_random_file(src / "big.bin", big_size)
+    small = b"hello from rclone\n" * 100
+    (src / "small.txt").write_bytes(small)
+    odd_data = os.urandom(33 * 1024)
+    (src / "sub dir" / "ünï + cødé.bin").write_bytes(odd_data)
+    files = {"big.bin": big_size, "small.txt": len(small), "sub dir/ünï + cødé.bin": len(odd_data)}
+    cleanup.extend(f"{base}/{name}" for name in files)
+
+    run(rclone + ["copy", str(src), remote], env)
+    assert_upstream_has(target, f"{base}/big.bin", big_size, parts=5)
+    assert_upstream_has(target, f"{base}/small.txt", len(small), small)
+    assert_upstream_has(target, f"{base}/sub dir/ünï + cødé.bin", len(odd_data), odd_data)
+
+    listing = run(rclone + ["lsf", "-R", "--files-only", "--format", "ps", remote], env)
+    assert sorted(listing.splitlines()) == sorted(f"{n};{s}" for n, s in files.items()), listing
+    top = run(rclone + ["lsf", remote], env)
+    assert sorted(top.splitlines()) == ["big.bin", "small.txt", "sub dir/"], top
+    # Sizes and hashes (MD5 from the ETag, or for multipart objects from
+    # rclone's own metadata) agree with the local tree.
+    run(rclone + ["check", str(src), remote], env)
+
+    assert run(rclone + ["cat", f"{remote}/small.txt"], env, text=False) == small
+    part = run(rclone + ["cat", "--offset", str(5 * MiB - 7), "--count", "100",
+                         f"{remote}/big.bin"], env, text=False)
+    with open(src / "big.bin", "rb") as f:
+        f.seek(5 * MiB - 7)
+        assert part == f.read(100)
+
+    down = workdir / "down"
+    run(rclone + ["copyto", f"{remote}/big.bin", str(down / "big.bin")], env)
+    assert sha256_file(down / "big.bin") == big_digest
+    run(rclone + ["copyto", f"{remote}/sub dir/ünï + cødé.bin", str(down / "odd.bin")], env)
+    assert sha256_file(down / "odd.bin") == sha256(odd_data)
+
+    for name in files:
+        run(rclone + ["deletefile", f"{remote}/{name}"], env)
+        assert_upstream_lacks(target, f"{base}/{name}")
+    assert run(rclone + ["lsf", "-R", remote], env).strip() == ""
