@@ -22,6 +22,8 @@ pub mod config;
 pub mod context;
 pub mod explain;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod logging;
 pub mod metrics;
