@@ -83,21 +83,13 @@ pub fn xml(data: &[u8]) {
             .collect();
         let upstream = reference_delete_entries(rendered.as_bytes())
             .unwrap_or_else(|| panic!("the rendered Delete document is not XML: {rendered:?}"));
-        // KNOWN, UNFIXED (fuzz/findings/xml): a carriage return in a key
-        // (raw, or `&#13;`) is decided as read, but rendered raw, so an XML
-        // 1.0 reader upstream reads a line feed: another key than was
-        // decided. Skipped here so the fuzzer looks for other differences;
-        // remove this once `render` writes `&#13;`, and move the findings
-        // to fuzz/regressions/xml.
-        let known_cr = decided
-            .iter()
-            .any(|(k, v)| k.contains('\r') || v.as_deref().is_some_and(|v| v.contains('\r')));
-        if !known_cr {
-            assert_eq!(
-                upstream, decided,
-                "an XML 1.0 reader upstream reads other keys than were decided"
-            );
-        }
+        // A carriage return in a key (raw, or `&#13;`) is rendered as
+        // `&#13;` (fuzz/regressions/xml), so an XML 1.0 reader upstream reads
+        // the key that was decided.
+        assert_eq!(
+            upstream, decided,
+            "an XML 1.0 reader upstream reads other keys than were decided"
+        );
         let errors = crate::s3::delete::render_errors(
             &entries
                 .iter()
