@@ -19,38 +19,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ALICE_KEY, ALICE_SECRET, REGION, sha256_file, write_random_file
+from test_clients import assert_upstream_has, direct_head, sha256
 
 MiB = 1024 * 1024
 # Characters that clients and gateway must agree on when they sign and route.
 ODD_NAME = "with space+plus/ünïcødé ☃ & ~ =.bin"
-
-
-# --------------------------------------------------------------------------
-# helpers (as in test_clients.py)
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def direct_head(target, key):
-    """HEAD straight at the upstream; None when the object is not there."""
-    try:
-        return target.direct().head_object(Bucket=target.bucket, Key=key)
-    except ClientError as e:
-        if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
-            return None
-        raise
-
-
-def assert_upstream_has(target, key, size, content: bytes | None = None, parts: int | None = None):
-    head = direct_head(target, key)
-    assert head is not None, f"{key} is not in upstream bucket {target.bucket}"
-    assert head["ContentLength"] == size
-    if parts is not None:
-        assert head["ETag"].strip('"').endswith(f"-{parts}"), head["ETag"]
-    if content is not None:
-        got = target.direct().get_object(Bucket=target.bucket, Key=key)["Body"].read()
-        assert sha256(got) == sha256(content)
 
 
 def assert_upstream_lacks(target, key):
