@@ -3,7 +3,6 @@ and HTTPS: the MinIO Python SDK and rclone. As in test_clients.py, a direct
 look at the upstream checks what each write through the gateway left there."""
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -16,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from conftest import ALICE_KEY, ALICE_SECRET, REGION, sha256_file, write_random_file
 from test_clients import assert_upstream_has, direct_head, sha256
