@@ -54,7 +54,7 @@ pub fn rewrite(
     // On a store without versions, `versionId=null` names the current
     // object: decided as asked (the version's permission), sent without it.
     let unversioned;
-    let request = if up.versioning {
+    let request = if up.versioning || !decided.op.names_version() {
         decided
     } else {
         let mut r = decided.clone();

@@ -92,7 +92,7 @@ pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
     }
     // An upstream without versions (Garage) ignores `versionId` and acts on
     // the current object: a request that names one is not what was decided.
-    if !route.upstream.versioning && req.op.clone().drop_null_versions() {
+    if !route.upstream.versioning && req.op.names_version() && req.op.clone().drop_null_versions() {
         return Err(err(
             S3ErrorCode::InvalidArgument,
             format!(

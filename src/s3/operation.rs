@@ -348,6 +348,11 @@ impl Operation {
         }
     }
 
+    /// Whether the operation (or its copy source) names a version.
+    pub fn names_version(&self) -> bool {
+        self.version_id().is_some() || self.copy_source().is_some_and(|s| s.version_id.is_some())
+    }
+
     /// The version an operation names.
     pub fn version_id(&self) -> Option<&str> {
         match self {
