@@ -18,6 +18,7 @@ pub mod admin;
 pub mod admit;
 pub mod audit;
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod context;
 pub mod explain;

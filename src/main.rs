@@ -23,10 +23,19 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate the config and its policy files: every error at once, with file:line:column.
+    /// Validate the config and its policy files: every error at once, with
+    /// file:line:column, and findings (statements that never match, grants
+    /// wider than they read) with a code and a fix.
     Check {
         #[arg(long, short)]
         config: PathBuf,
+        /// text (for people), json, or sarif (SARIF 2.1.0, for code scanning).
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
+        format: String,
+        /// Exit non-zero on findings of this severity or worse
+        /// (`warning` includes security warnings).
+        #[arg(long, default_value = "error", value_parser = ["error", "security-warning", "warning", "suggestion"])]
+        fail_on: String,
     },
     /// Explain the decision on a request: operation, IAM action and resource, context, statements.
     Explain {
@@ -82,7 +91,11 @@ enum AuditCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check {
+            config,
+            format,
+            fail_on,
+        } => check(&config, &format, &fail_on),
         Command::Serve { config } => serve(&config),
         Command::Explain {
             config,
@@ -126,36 +139,25 @@ fn load_config(path: &Path) -> Option<s3gate::config::Config> {
     }
 }
 
-fn check(path: &Path) -> ExitCode {
-    let Some(config) = load_config(path) else {
-        return ExitCode::from(1);
-    };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
-    }
-    if let Some(r) = s3gate::admit::decide::Reserved::from_config(&config) {
-        for w in r.warnings(&config) {
-            eprintln!("warning: {w}");
+fn check(path: &Path, format: &str, fail_on: &str) -> ExitCode {
+    use s3gate::check;
+    let report = check::run(path);
+    match format {
+        "json" => print!("{}", check::render_json(path, &report)),
+        "sarif" => print!("{}", check::render_sarif(&report)),
+        _ => {
+            let (out, err) = check::render_text(path, &report);
+            print!("{out}");
+            eprint!("{err}");
         }
     }
-    let policies = match s3gate::state::load_policies(&config) {
-        Ok(p) => p,
-        Err(errors) => {
-            report(&errors);
-            eprintln!("policies: {} error(s)", errors.len());
-            return ExitCode::from(1);
-        }
-    };
-    let statements = policies.as_ref().map_or(0, |p| p.statements.len());
-    println!(
-        "{}: OK ({} principal(s), {} upstream(s), {} bucket rule(s), {} policy statement(s))",
-        path.display(),
-        config.principals.len(),
-        config.upstreams.len(),
-        config.buckets.len(),
-        statements
-    );
-    ExitCode::SUCCESS
+    let threshold = s3gate::policy::findings::Severity::parse(fail_on)
+        .unwrap_or(s3gate::policy::findings::Severity::Error);
+    if report.fails(threshold) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn serve(path: &Path) -> ExitCode {

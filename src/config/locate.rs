@@ -53,10 +53,22 @@ fn lines(src: &str) -> Vec<Line<'_>> {
         .collect()
 }
 
+/// The key of a `key: value` line. A key may hold colons itself
+/// (`s3:prefix: x`, `"aws:SourceIp": y`): it ends at the first `: ` or at a
+/// colon that ends the line (or after its closing quote).
 fn key_of(text: &str) -> Option<&str> {
-    let (k, _) = text.split_once(':')?;
-    let k = k.trim();
-    Some(k.trim_matches('"').trim_matches('\''))
+    if let Some(q @ ('"' | '\'')) = text.chars().next() {
+        let end = text[1..].find(q)? + 1;
+        return text[end + 1..]
+            .trim_start()
+            .starts_with(':')
+            .then(|| &text[1..end]);
+    }
+    let end = match text.find(": ") {
+        Some(i) => i,
+        None => text.strip_suffix(':')?.len(),
+    };
+    Some(text[..end].trim())
 }
 
 /// A line's key column and text, looking through a list item's dash.
@@ -181,6 +193,17 @@ buckets:
             locate(SRC, &[k("listen"), Step::Index(1), k("tls"), k("cert")]),
             (5, 7)
         );
+    }
+
+    #[test]
+    fn keys_with_colons() {
+        let src =
+            "Condition:\n  StringLike:\n    s3:prefix: \"a/*\"\n    \"aws:SourceIp\": 10.0.0.0/8\n";
+        let at = |key: &str| locate(src, &[k("Condition"), k("StringLike"), k(key)]);
+        assert_eq!(at("s3:prefix"), (3, 5));
+        assert_eq!(at("aws:SourceIp"), (4, 5));
+        assert_eq!(key_of("address: 127.0.0.1:9000"), Some("address"));
+        assert_eq!(key_of("listen:"), Some("listen"));
     }
 
     #[test]

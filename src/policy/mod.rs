@@ -5,6 +5,7 @@ pub mod actions;
 pub mod condition;
 pub mod context;
 pub mod eval;
+pub mod findings;
 pub mod glob;
 pub mod model;
 pub mod parse;

@@ -15,7 +15,8 @@ use crate::config::diagnostics::did_you_mean;
 use crate::config::locate::{locate, Step};
 use crate::config::ConfigError;
 
-const STATEMENT_KEYS: &[&str] = &[
+/// The fields a statement may have (the policy schema lists the same).
+pub const STATEMENT_KEYS: &[&str] = &[
     "Sid",
     "Effect",
     "Principal",
@@ -26,7 +27,11 @@ const STATEMENT_KEYS: &[&str] = &[
     "NotResource",
     "Condition",
 ];
-const TOP_KEYS: &[&str] = &["Version", "Id", "Statement", "Tests"];
+/// The fields of a policy document.
+pub const TOP_KEYS: &[&str] = &["Version", "Id", "Statement", "Tests"];
+/// The fields of a `Tests:` case, and of its `request`.
+pub const TEST_KEYS: &[&str] = &["name", "request", "expect"];
+pub const TEST_REQUEST_KEYS: &[&str] = &["principal", "action", "resource", "context"];
 
 pub struct Parsed {
     pub statements: Vec<Statement>,
@@ -40,6 +45,9 @@ struct Cx<'a> {
     errors: Vec<ConfigError>,
     /// Principal names the config defines (None: do not check).
     principals: Option<&'a HashSet<String>>,
+    /// Names the config does not define: kept apart so that `check` can
+    /// still analyse the statements that name them.
+    unknown_principals: Vec<ConfigError>,
 }
 
 fn k(s: &str) -> Step {
@@ -96,6 +104,32 @@ pub fn parse_file(
     src: &str,
     principals: Option<&HashSet<String>>,
 ) -> Result<Parsed, Vec<ConfigError>> {
+    let (parsed, unknown) = parse_file_split(file, src, principals);
+    match parsed {
+        Ok(p) if unknown.is_empty() => Ok(p),
+        Ok(_) => Err(unknown),
+        Err(mut errors) => {
+            // In document order among the others.
+            for u in unknown {
+                let at = errors
+                    .iter()
+                    .position(|e| (e.line, e.column) > (u.line, u.column))
+                    .unwrap_or(errors.len());
+                errors.insert(at, u);
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// As [`parse_file`], with the principals the config does not define
+/// apart: the statements naming them are still returned (for `check`,
+/// which reports them as findings beside the others).
+pub fn parse_file_split(
+    file: &Path,
+    src: &str,
+    principals: Option<&HashSet<String>>,
+) -> (Result<Parsed, Vec<ConfigError>>, Vec<ConfigError>) {
     let name: Arc<str> = Arc::from(file.display().to_string());
     let mut cx = Cx {
         file,
@@ -103,14 +137,21 @@ pub fn parse_file(
         src,
         errors: Vec::new(),
         principals,
+        unknown_principals: Vec::new(),
     };
+    let parsed = parse_doc(&mut cx);
+    (parsed, cx.unknown_principals)
+}
+
+fn parse_doc(cx: &mut Cx<'_>) -> Result<Parsed, Vec<ConfigError>> {
+    let (file, src) = (cx.file, cx.src);
     let doc: Value = match serde_yaml::from_str(src) {
         Ok(v) => v,
         Err(e) => return Err(vec![ConfigError::yaml(file, src, &e)]),
     };
     let Value::Mapping(top) = &doc else {
         cx.error(&[], "a policy must be a mapping with Version and Statement");
-        return Err(cx.errors);
+        return Err(std::mem::take(&mut cx.errors));
     };
     for key in top.keys() {
         let n = key.as_str().unwrap_or("");
@@ -134,14 +175,12 @@ pub fn parse_file(
         None => cx.error(&[], "a policy needs a Statement"),
         Some(Value::Sequence(items)) => {
             for (i, s) in items.iter().enumerate() {
-                if let Some(st) = statement(&mut cx, &[k("Statement"), Step::Index(i)], i, s) {
+                if let Some(st) = statement(cx, &[k("Statement"), Step::Index(i)], i, s) {
                     statements.push(st);
                 }
             }
         }
-        Some(s @ Value::Mapping(_)) => {
-            statements.extend(statement(&mut cx, &[k("Statement")], 0, s))
-        }
+        Some(s @ Value::Mapping(_)) => statements.extend(statement(cx, &[k("Statement")], 0, s)),
         Some(_) => cx.error(
             &[k("Statement")],
             "Statement must be a statement or a list of statements",
@@ -152,7 +191,7 @@ pub fn parse_file(
         match t {
             Value::Sequence(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    tests.extend(test_case(&mut cx, &[k("Tests"), Step::Index(i)], item));
+                    tests.extend(test_case(cx, &[k("Tests"), Step::Index(i)], item));
                 }
             }
             _ => cx.error(&[k("Tests")], "Tests must be a list"),
@@ -161,7 +200,7 @@ pub fn parse_file(
     if cx.errors.is_empty() {
         Ok(Parsed { statements, tests })
     } else {
-        Err(cx.errors)
+        Err(std::mem::take(&mut cx.errors))
     }
 }
 
@@ -316,10 +355,13 @@ fn principal_names(cx: &mut Cx<'_>, path: &[Step], v: &Value) -> Option<HashSet<
                 let hint = did_you_mean(&name, &list)
                     .map(|s| format!(" — did you mean {s}?"))
                     .unwrap_or_default();
-                cx.error(
+                let e = ConfigError::at_path(
+                    cx.file,
+                    cx.src,
                     path,
                     format!("principal `{name}` does not exist in the gateway's principals{hint}"),
                 );
+                cx.unknown_principals.push(e);
             }
         }
         out.insert(name);
