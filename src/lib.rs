@@ -36,6 +36,7 @@ pub mod respond;
 pub mod route;
 pub mod rules;
 pub mod s3;
+pub mod schema;
 pub mod secret;
 pub mod server;
 pub mod state;

@@ -70,6 +70,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print the JSON Schema (draft 2020-12) of the gateway config or of a
+    /// policy file, for editors and CI validators (also in schemas/).
+    Schema {
+        #[arg(value_parser = ["config", "policy"])]
+        which: String,
+    },
     /// Run the `Tests:` cases of policy files; non-zero exit on any failure.
     Test {
         /// Policy files or folders (default: the config's policy paths).
@@ -119,6 +125,13 @@ fn main() -> ExitCode {
             command: AuditCommand::Verify { files },
         } => audit_verify(&files),
         Command::Health { address, path } => health(&address, &path),
+        Command::Schema { which } => match s3gate::schema::render(&which) {
+            Some(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(2),
+        },
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Config {
     pub policies: PoliciesConfig,
     pub multipart: MultipartConfig,
     pub audit: Option<AuditConfig>,
+    /// One JSON line per policy decision (s3gate extension, `decision_log:`).
+    pub decision_log: Option<DecisionLogConfig>,
     pub admin: Option<AdminConfig>,
     pub log: LogConfig,
     pub gateway_name: String,
@@ -291,6 +293,13 @@ pub struct AuditConfig {
     pub events: Vec<AuditEvent>,
     pub fsync: Fsync,
     pub on_failure: OnFailure,
+    pub rotate: Option<RotateConfig>,
+}
+
+/// `decision_log`: where decisions are written, and how the file rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionLogConfig {
+    pub path: PathBuf,
     pub rotate: Option<RotateConfig>,
 }
 

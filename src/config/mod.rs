@@ -80,6 +80,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
     let policies = sections::policies(&mut cx, file, get("policies"));
     let (multipart, state_bucket_arn) = sections::multipart(&mut cx, get("multipart"), &declared);
     let audit = sections::audit(&mut cx, get("audit"));
+    let decision_log = sections::decision_log(&mut cx, get("decision_log"));
     let admin = sections::admin(&mut cx, get("admin"));
     let log: LogConfig = sections::value(&mut cx, "log", get("log")).unwrap_or_default();
     let gateway_name: String = sections::value(&mut cx, "gateway_name", get("gateway_name"))
@@ -112,6 +113,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         policies,
         multipart,
         audit,
+        decision_log,
         admin,
         log,
         gateway_name,

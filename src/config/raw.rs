@@ -154,6 +154,15 @@ pub struct AuditConfig {
     pub rotate: Option<super::internal::RotateConfig>,
 }
 
+/// s3gate's extension: one JSON line per policy decision, for `s3gate replay`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub rotate: Option<super::internal::RotateConfig>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
@@ -185,6 +194,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "policies",
     "multipart",
     "audit",
+    "decision_log",
     "admin",
     "log",
     "gateway_name",

@@ -1,4 +1,4 @@
-//! The smaller sections: `listen`, `policies`, `multipart`, `audit`,
+//! The smaller sections: `listen`, `policies`, `multipart`, `audit`, `decision_log`,
 //! `admin`, `timeouts` and the top-level scalars, each checked and typed.
 
 use std::net::SocketAddr;
@@ -13,8 +13,9 @@ use super::diagnostics::{k, Ctx};
 use super::limits::parse_duration;
 use super::locate::Step;
 use super::{
-    raw, AbortSettings, AdminConfig, Arn, AuditConfig, AuditEvent, Fsync, Listener,
-    MultipartConfig, OnFailure, OwnershipStore, PoliciesConfig, Timeouts, DEFAULT_OWNERSHIP_PREFIX,
+    raw, AbortSettings, AdminConfig, Arn, AuditConfig, AuditEvent, DecisionLogConfig, Fsync,
+    Listener, MultipartConfig, OnFailure, OwnershipStore, PoliciesConfig, Timeouts,
+    DEFAULT_OWNERSHIP_PREFIX,
 };
 
 /// A section that is one value (or None, with an error, when it is not).
@@ -175,6 +176,23 @@ pub(super) fn multipart(
         };
     }
     (out, arn)
+}
+
+/// `decision_log`: where each policy decision is written, for `replay`.
+pub(super) fn decision_log(cx: &mut Ctx<'_>, v: Option<&Value>) -> Option<DecisionLogConfig> {
+    let d: raw::DecisionLogConfig = value(cx, "decision_log", v)?;
+    if let Some(r) = &d.rotate {
+        if r.max_bytes == 0 || r.keep == 0 {
+            cx.error(
+                &[k("decision_log"), k("rotate")],
+                "decision_log.rotate: max_bytes and keep must be at least 1",
+            );
+        }
+    }
+    Some(DecisionLogConfig {
+        path: d.path,
+        rotate: d.rotate,
+    })
 }
 
 /// `audit`: the ledger's file, events and durability.
