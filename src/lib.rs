@@ -21,6 +21,7 @@ pub mod auth;
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod decision_log;
 pub mod explain;
 pub mod forward;
 #[doc(hidden)]
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod policy;
 pub mod reframe;
+pub mod replay;
 pub mod resign;
 pub mod respond;
 pub mod route;

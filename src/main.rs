@@ -70,6 +70,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Decide the requests of a decision log again with other policies;
+    /// print the decisions that would change; non-zero exit when any would.
+    Replay {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Decision log files (`decision_log.path`), oldest first.
+        #[arg(long = "decisions", required = true, num_args = 1..)]
+        decisions: Vec<PathBuf>,
+        /// Policy files or folders to decide with (default: the config's).
+        #[arg(long = "policies", num_args = 1..)]
+        policies: Vec<PathBuf>,
+    },
     /// Print the JSON Schema (draft 2020-12) of the gateway config or of a
     /// policy file, for editors and CI validators (also in schemas/).
     Schema {
@@ -125,6 +137,11 @@ fn main() -> ExitCode {
             command: AuditCommand::Verify { files },
         } => audit_verify(&files),
         Command::Health { address, path } => health(&address, &path),
+        Command::Replay {
+            config,
+            decisions,
+            policies,
+        } => replay(&config, &decisions, &policies),
         Command::Schema { which } => match s3gate::schema::render(&which) {
             Some(s) => {
                 print!("{s}");
@@ -246,6 +263,30 @@ fn test(mut paths: Vec<PathBuf>, config: Option<&Path>) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn replay(config: &Path, decisions: &[PathBuf], policies: &[PathBuf]) -> ExitCode {
+    let set = match s3gate::replay::load(config, policies) {
+        Ok(s) => s,
+        Err(errors) => {
+            report(&errors);
+            return ExitCode::from(2);
+        }
+    };
+    match s3gate::replay::replay(&set, decisions) {
+        Ok(outcome) => {
+            print!("{}", s3gate::replay::render(&outcome));
+            if outcome.changes.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::audit::AuditLog;
 use crate::auth::{Principal, Principals};
 use crate::config::{Config, OwnershipStore, PolicyMode};
+use crate::decision_log::DecisionLog;
 use crate::multipart::abort::AbortSettings;
 use crate::multipart::inflight::InFlight;
 use crate::multipart::ownership::{Backend, Ownership};
@@ -29,6 +30,8 @@ pub struct GatewayState {
     pub inflight: Arc<InFlight>,
     pub abort: AbortSettings,
     pub audit: Option<Arc<AuditLog>>,
+    /// One JSON line per policy decision (`decision_log:`), for `replay`.
+    pub decision_log: Option<DecisionLog>,
     /// The ownership store's bucket and prefix, never served to clients.
     pub reserved: Option<Reserved>,
 }
@@ -84,6 +87,7 @@ impl GatewayState {
             .audit
             .as_ref()
             .map(|a| Arc::new(AuditLog::open(a, &config.gateway_name)));
+        let decision_log = config.decision_log.as_ref().map(DecisionLog::open);
         Ok(GatewayState {
             config,
             principals,
@@ -95,6 +99,7 @@ impl GatewayState {
             inflight: Arc::new(InFlight::default()),
             abort,
             audit,
+            decision_log,
             reserved,
         })
     }

@@ -121,6 +121,17 @@ pub async fn admit(
         },
     );
     record_decision(ctx, &req, who.principal, &verdict, decider.shadow);
+    if let Some(log) = &state.decision_log {
+        log_decision(
+            log,
+            ctx,
+            &req,
+            who.principal,
+            &verdict,
+            &routed,
+            decider.shadow,
+        );
+    }
     if let Some(e) = verdict.refusal {
         return Err(e);
     }
@@ -253,6 +264,34 @@ fn record_decision(
         mode = if shadow { "shadow" } else { "enforce" },
         "access denied by policy"
     );
+}
+
+/// The decision log's line: what the decision read and what it decided.
+fn log_decision(
+    log: &crate::decision_log::DecisionLog,
+    ctx: &RequestCtx,
+    req: &S3Request,
+    principal: &str,
+    v: &decide::Verdict,
+    routed: &decide::Routed,
+    shadow: bool,
+) {
+    let Some(decision) = &v.decision else { return };
+    log.record(&crate::decision_log::Decided {
+        request_id: &ctx.request_id,
+        operation: req.op.name(),
+        principal,
+        bucket: req.bucket.as_deref(),
+        key: req.key.as_deref(),
+        needs: &v.needs,
+        keys: &v.keys,
+        rules: routed
+            .route
+            .as_ref()
+            .map(|r| (r.upstream.name.as_str(), r.rules.as_ref())),
+        decision,
+        shadow: shadow && !decision.allowed(),
+    });
 }
 
 /// GetBucketLocation answers the gateway's region, whatever the upstream

@@ -1,0 +1,76 @@
+use std::collections::HashMap;
+
+use super::*;
+use crate::config::{BucketConfig, RotateConfig};
+use crate::policy::actions::Need;
+use crate::policy::{Decision, Effect};
+
+fn decide_and_log(log: &DecisionLog, n: usize) {
+    let needs = vec![Need {
+        action: "s3:GetObject",
+        resource: format!("arn:aws:s3:::b/k{n}"),
+    }];
+    let mut keys = HashMap::new();
+    keys.insert("aws:username".to_string(), vec!["etl".to_string()]);
+    keys.insert(
+        "s3gate:expectedbucketowner".to_string(),
+        vec!["1".to_string()],
+    );
+    let rules = BucketConfig {
+        upstream: "lab".into(),
+        target: None,
+        owner: Some("1".into()),
+        expected_bucket_owner: Default::default(),
+        request_payer: Default::default(),
+    };
+    let decision = Decision {
+        effect: Effect::Allow,
+        statements: vec!["p.yaml#Read".into()],
+    };
+    log.record(&Decided {
+        request_id: "r1",
+        operation: "GetObject",
+        principal: "etl",
+        bucket: Some("b"),
+        key: Some(&format!("k{n}")),
+        needs: &needs,
+        keys: &keys,
+        rules: Some(("lab", &rules)),
+        decision: &decision,
+        shadow: false,
+    });
+}
+
+#[test]
+fn lines_round_trip_and_rotate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("d/decisions.jsonl");
+    let log = DecisionLog::open(&DecisionLogConfig {
+        path: path.clone(),
+        rotate: Some(RotateConfig {
+            max_bytes: 1000,
+            keep: 2,
+        }),
+    });
+    for n in 0..20 {
+        decide_and_log(&log, n);
+    }
+    log.close();
+    let text = std::fs::read_to_string(&path).expect("log");
+    let last: DecisionRecord =
+        serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last.key.as_deref(), Some("k19"));
+    assert_eq!(last.statements, vec!["p.yaml#Read"]);
+    assert_eq!(last.context["s3gate:expectedbucketowner"], vec!["1"]);
+    let rules = last.bucket_rules.as_ref().expect("rules");
+    assert_eq!(rules.expected_bucket_owner, "passthrough");
+    let (needs, keys) = last.decision_inputs().expect("inputs");
+    assert_eq!(needs[0].action, "s3:GetObject");
+    assert_eq!(keys["aws:username"], vec!["etl"]);
+    assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
+    assert!(!rotated(&path, 3).exists(), "only `keep` rotated files");
+    for p in [path.clone(), rotated(&path, 1)] {
+        let len = std::fs::metadata(&p).expect("file").len();
+        assert!(len <= 1000, "{} is {len} bytes", p.display());
+    }
+}
