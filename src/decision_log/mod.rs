@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -169,10 +169,7 @@ fn write_loop(path: &Path, rotate: Option<(u64, u32)>, rx: &Receiver<String>) {
                 tracing::error!(path = %path.display(), "decision log: {e}");
                 sink.out = None;
             }
-            next = match rx.try_recv() {
-                Ok(l) => Some(l),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-            };
+            next = rx.try_recv().ok();
         }
         sink.flush();
     }
