@@ -13,6 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+try:
+    import check_jsonschema  # noqa: F401  (run as `python -m check_jsonschema`)
+except ImportError:  # pragma: no cover
+    pytest.fail("check-jsonschema is missing from this venv: run .ci/setup "
+                "(it installs e2e/requirements.txt) and source ~/.cache/s3gate/env.sh",
+                pytrace=False)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "debug" / "s3gate"
 SCHEMAS = ROOT / "schemas"
