@@ -143,3 +143,85 @@ pub fn load(
     let names: Vec<String> = config.principals.iter().map(|p| p.name.clone()).collect();
     crate::policy::load(&paths, Some(&names))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::decision_log::Decided;
+    use crate::policy::actions::Need;
+
+    fn set(resource: &str) -> PolicySet {
+        let src = format!(
+            "Version: \"2012-10-17\"\nStatement:\n  - {{ Sid: Read, Effect: Allow, Principal: etl, Action: s3:GetObject, Resource: \"{resource}\" }}\n"
+        );
+        let p = crate::policy::parse::parse_file(Path::new("p.yaml"), &src, None).expect("policy");
+        PolicySet::new(p.statements, p.tests, &["etl".into()])
+    }
+
+    fn record(key: &str, decision: &Decision) -> String {
+        let needs = vec![Need {
+            action: "s3:GetObject",
+            resource: format!("arn:aws:s3:::b/{key}"),
+        }];
+        let keys = HashMap::new();
+        let rec = DecisionRecord::new(
+            &Decided {
+                request_id: key,
+                operation: "GetObject",
+                principal: "etl",
+                bucket: Some("b"),
+                key: Some(key),
+                needs: &needs,
+                keys: &keys,
+                rules: None,
+                decision,
+                shadow: false,
+            },
+            "t".into(),
+        );
+        serde_json::to_string(&rec).expect("JSON") + "\n"
+    }
+
+    #[test]
+    fn narrowing_flips_exactly_what_it_no_longer_allows() {
+        let wide = set("arn:aws:s3:::b/*");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("decisions.jsonl");
+        let mut text = String::new();
+        for key in ["keep/a", "other/b", "keep/c"] {
+            let needs = vec![Need {
+                action: "s3:GetObject",
+                resource: format!("arn:aws:s3:::b/{key}"),
+            }];
+            let d = wide.decide("etl", &needs, &HashMap::new());
+            text.push_str(&record(key, &d));
+        }
+        text.push_str("not json\n");
+        std::fs::write(&log, text).expect("log");
+        let same = replay(&wide, std::slice::from_ref(&log)).expect("replay");
+        assert_eq!((same.replayed, same.changes.len()), (3, 0));
+        assert_eq!(same.skipped.len(), 1);
+        let narrow = set("arn:aws:s3:::b/keep/*");
+        let o = replay(&narrow, &[log]).expect("replay");
+        let flipped: Vec<&str> = o
+            .changes
+            .iter()
+            .map(|c| c.record.request_id.as_str())
+            .collect();
+        assert_eq!(flipped, vec!["other/b"]);
+        assert!(!o.changes[0].became_allowed());
+        assert_eq!(
+            o.changes[0].responsible(),
+            "no statement allows it any more (was allowed by p.yaml#Read)"
+        );
+        let text = render(&o);
+        assert!(text.contains("allow → deny: 1 request(s)"), "{text}");
+        assert!(
+            text.contains("3 decision(s) replayed, 1 would change"),
+            "{text}"
+        );
+    }
+}

@@ -216,3 +216,6 @@ pub fn analyse(input: &Input<'_>) -> Vec<Finding> {
     out.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     out
 }
+
+#[cfg(test)]
+mod tests;
