@@ -30,6 +30,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -709,6 +710,98 @@ class S3cmd(Cli):
         return {"left": keys}
 
 
+class S3fs(Cli):
+    """s3fs-fuse: the bucket mounted under the plan's work dir for each phase;
+    plain file operations under the prefix. Server-side copy, aborts and
+    presigning are not file operations."""
+    lacks = {"bucket", "copy", "abort", "presign_get", "presign_put"}
+
+    @property
+    def virtual(self):
+        return True if vhost_resolves(GARAGE_BUCKET) else (
+            f"s3fs resolves {GARAGE_BUCKET}.localhost with the system resolver, which does not know it")
+
+    @contextlib.contextmanager
+    def mounted(self, mode, plan):
+        exe, fusermount = shutil.which("s3fs"), shutil.which("fusermount3") or shutil.which("fusermount")
+        if exe is None or fusermount is None:
+            pytest.skip("s3fs is not installed (apt-get install s3fs; .ci/setup does)")
+        if not os.path.exists("/dev/fuse"):
+            pytest.skip("FUSE is not available here (no /dev/fuse)")
+        work = Path(plan["_work"])
+        mnt, pw, log = work / "mnt", work / "s3fs.passwd", work / "s3fs.log"
+        mnt.mkdir(exist_ok=True)
+        pw.write_text(f"{ALICE_KEY}:{ALICE_SECRET}\n")
+        pw.chmod(0o600)
+        opts = [f"passwd_file={pw}", f"url={mode.endpoint}", "endpoint=" + REGION, "sigv4",
+                "multipart_size=5", "retries=1", "stat_cache_expire=1"]
+        if mode.https:
+            # s3fs 1.90 (GnuTLS) ignores CURL_CA_BUNDLE here and takes no CA
+            # file: over HTTPS it runs without checking the certificate.
+            opts.append("no_check_certificate")
+        if not mode.virtual:
+            opts.append("use_path_request_style")
+        env = driver_env(mode)
+        if mode.ca:
+            env["CURL_CA_BUNDLE"] = mode.ca
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([exe, plan["bucket"], str(mnt), "-f", "-o", ",".join(opts)],
+                                    stdout=out, stderr=out, env=env)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.ismount(mnt):
+                if proc.poll() is not None:
+                    text = log.read_text(errors="replace")
+                    if "fuse: device not found" in text or "Operation not permitted" in text:
+                        pytest.skip(f"FUSE mounts are not allowed here: {text.strip()[-300:]}")
+                    raise AssertionError(f"s3fs exited {proc.returncode}:\n{text[-4000:]}")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+                time.sleep(0.05)  # readiness poll: the mount appears
+            yield mnt / plan["prefix"]
+        finally:
+            subprocess.run([fusermount, "-u", str(mnt)], capture_output=True)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def write(self, mode, plan):
+        with self.mounted(mode, plan) as root:
+            for name, path in plan["objects"].items():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, root / name)
+            # Written block by block: s3fs uploads it as a multipart upload.
+            (root / STREAM_KEY).parent.mkdir(parents=True, exist_ok=True)
+            with open(plan["stream"]["path"], "rb") as src, open(root / STREAM_KEY, "wb") as dst:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    dst.write(block)
+        return {}
+
+    def read(self, mode, plan):
+        P = plan["prefix"]
+        with self.mounted(mode, plan) as root:
+            sums = {P + n: sha256_path(root / n) for n in [*plan["objects"], STREAM_KEY]}
+            with open(root / RANGE[0], "rb") as f:
+                f.seek(RANGE[1])
+                part = f.read(RANGE[2] - RANGE[1] + 1)
+            top = [(p.name, p.is_dir()) for p in root.iterdir()]
+            under = [P + LIST_UNDER + p.name for p in (root / LIST_UNDER).iterdir()]
+        return {"sha256": sums, "range": part.hex(), "under": under,
+                "delimited": {"keys": [P + n for n, d in top if not d],
+                              "prefixes": [P + n + "/" for n, d in top if d]}}
+
+    def delete(self, mode, plan):
+        with self.mounted(mode, plan) as root:
+            for name in [*plan["objects"], STREAM_KEY]:
+                (root / name).unlink()
+            for d in ("dir", "stream"):        # the directory objects s3fs made
+                (root / d).rmdir()
+            root.rmdir()
+            left = [str(p) for p in root.rglob("*") if p.is_file()]
+        return {"left": left}
+
+
 CLIENTS = {
     "boto3": Boto3(),
     "ibm_boto3": Boto3("ibm_boto3"),
@@ -718,6 +811,7 @@ CLIENTS = {
     "minio-go": MinioGo(),
     "s5cmd": S5cmd(),
     "s3cmd-no-location": S3cmd(),
+    "s3fs": S3fs(),
 }
 
 
