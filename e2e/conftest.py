@@ -257,7 +257,9 @@ def tls_cert(session_dir):
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         # <bucket>.localhost: virtual-hosted style (e2e/test_client_matrix.py)
+         "-addext", f"subjectAltName=DNS:localhost,DNS:{GARAGE_BUCKET}.localhost,"
+                    f"DNS:{MOTO_BUCKET}.localhost,IP:127.0.0.1",
          "-addext", "basicConstraints=critical,CA:TRUE",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,

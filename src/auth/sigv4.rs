@@ -248,7 +248,7 @@ fn check_scope(
         return Err(err(S3ErrorCode::AuthorizationHeaderMalformed, format!("The authorization header is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".", sig.service)));
     }
     if sig.region != region {
-        return Err(err(S3ErrorCode::AuthorizationHeaderMalformed, format!("The authorization header is malformed; the region '{}' is wrong; expecting '{region}'", sig.region)));
+        return Err(err(S3ErrorCode::AuthorizationHeaderMalformed, format!("The authorization header is malformed; the region '{}' is wrong; expecting '{region}'", sig.region)).with_region(region));
     }
     if !amz_date.starts_with(sig.date) || sig.date.len() != 8 {
         return Err(err(S3ErrorCode::AuthorizationHeaderMalformed, "The authorization header is malformed; the credential date does not match the request date"));
@@ -408,6 +408,25 @@ mod tests {
         };
         let e = verify_header(&req2, &auth, &p, "us-east-1", now).unwrap_err();
         assert_eq!(e.error.code, S3ErrorCode::SignatureDoesNotMatch);
+    }
+
+    #[test]
+    fn wrong_region_names_the_right_one() {
+        // S3 puts <Region> in the error; s3cmd without `bucket_location`
+        // signs for "US", reads it and signs again (issue 17).
+        let (p, h) = doc_example_get_object();
+        let q = crate::s3::Query::parse(None).unwrap();
+        let req = RequestView {
+            method: "GET",
+            raw_path: "/test.txt",
+            query: &q,
+            headers: &h,
+        };
+        let auth = h.get("authorization").unwrap().to_str().unwrap();
+        let now = parse_amz_date("20130524T000000Z").unwrap();
+        let e = verify_header(&req, auth, &p, "eu-west-1", now).unwrap_err();
+        assert_eq!(e.error.code, S3ErrorCode::AuthorizationHeaderMalformed);
+        assert!(e.error.to_xml("R").contains("<Region>eu-west-1</Region>"));
     }
 
     #[test]

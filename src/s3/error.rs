@@ -104,6 +104,10 @@ pub struct S3Error {
     pub code: S3ErrorCode,
     pub message: String,
     pub resource: Option<String>,
+    /// The region requests must be signed for, sent with
+    /// AuthorizationHeaderMalformed as S3 does: clients that do not know the
+    /// region (s3cmd without `bucket_location`) read it and sign again.
+    pub region: Option<String>,
 }
 
 impl S3Error {
@@ -112,7 +116,13 @@ impl S3Error {
             code,
             message: message.into(),
             resource: None,
+            region: None,
         }
+    }
+
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
     }
 
     pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
@@ -136,6 +146,11 @@ impl S3Error {
             s.push_str("<Resource>");
             xml_escape_into(&mut s, r);
             s.push_str("</Resource>");
+        }
+        if let Some(r) = &self.region {
+            s.push_str("<Region>");
+            xml_escape_into(&mut s, r);
+            s.push_str("</Region>");
         }
         let _ = write!(
             s,
@@ -183,5 +198,10 @@ mod tests {
         assert!(x.contains("<Resource>/b/k&amp;1</Resource>"));
         assert!(x.contains("<RequestId>REQ1</RequestId>"));
         assert_eq!(e.status(), 403);
+        let e =
+            err(S3ErrorCode::AuthorizationHeaderMalformed, "wrong region").with_region("us-east-1");
+        assert!(e
+            .to_xml("REQ2")
+            .contains("</Message><Region>us-east-1</Region><RequestId>"));
     }
 }

@@ -96,14 +96,18 @@ pub struct S3Request {
 /// Validated optional parameters, sorted by name.
 pub type Params = Vec<(&'static str, String)>;
 
-/// `response-*` overrides of GetObject and HeadObject.
-pub const RESPONSE_OVERRIDES: &[&str] = &[
+/// The optional parameters of GetObject and HeadObject: the `response-*`
+/// overrides, and `x-amz-checksum-mode`, a header that presigners hoist into
+/// the query (the AWS SDK for JavaScript v3 signs it into every presigned
+/// GetObject URL).
+const GET_OBJECT_PARAMS: &[&str] = &[
     "response-cache-control",
     "response-content-disposition",
     "response-content-encoding",
     "response-content-language",
     "response-content-type",
     "response-expires",
+    "x-amz-checksum-mode",
 ];
 
 impl S3Request {
@@ -465,7 +469,7 @@ impl Operation {
             ],
             BucketSub(s) => s.params,
             ObjectSub { sub, .. } => sub.params,
-            GetObject { .. } | HeadObject { .. } => RESPONSE_OVERRIDES,
+            GetObject { .. } | HeadObject { .. } => GET_OBJECT_PARAMS,
             ListParts { .. } => &["max-parts", "part-number-marker"],
             _ => &[],
         }

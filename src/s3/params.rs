@@ -110,6 +110,7 @@ pub(super) fn check_value(name: &str, v: &str) -> S3Result<()> {
             "fetch-owner" => v == "true" || v == "false",
             "select-type" => v == "2",
             "id" => v.len() <= 64,
+            "x-amz-checksum-mode" => v == "ENABLED",
             _ => true,
         }
     };

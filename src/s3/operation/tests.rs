@@ -99,6 +99,21 @@ const EXAMPLES: &[(&str, &str, &str, &str, &str)] = &[
         "response-content-type=text%2Fplain&versionId=3",
     ),
     ("GET", "/bkt/k", "partNumber=2", "GetObject", "partNumber=2"),
+    // A presigned GetObject of the AWS SDK for JavaScript v3 (issue 17).
+    (
+        "GET",
+        "/bkt/k",
+        "x-amz-checksum-mode=ENABLED&x-id=GetObject",
+        "GetObject",
+        "x-amz-checksum-mode=ENABLED",
+    ),
+    (
+        "HEAD",
+        "/bkt/k",
+        "x-amz-checksum-mode=ENABLED",
+        "HeadObject",
+        "x-amz-checksum-mode=ENABLED",
+    ),
     ("HEAD", "/bkt/k", "versionId=3", "HeadObject", "versionId=3"),
     ("PUT", "/bkt/k", "x-id=PutObject", "PutObject", ""),
     (
@@ -339,6 +354,10 @@ fn requests_upstreams_read_differently_are_refused() {
     );
     assert_eq!(
         code("GET", "/bkt/k", "uploadId=a%0Ab"),
+        S3ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code("GET", "/bkt/k", "x-amz-checksum-mode=on"),
         S3ErrorCode::InvalidArgument
     );
     let long = format!("/bkt/{}", "k".repeat(1025));

