@@ -10,6 +10,7 @@
 //! logging               → one line per request
 
 mod handlers;
+mod relay;
 
 use crate::audit::record::{EventKind, Outcome};
 use std::sync::Arc;
@@ -134,6 +135,9 @@ impl ProxyHttp for Gateway {
         let state = &self.state;
         ctx.in_flight = Some(crate::context::InFlightGuard::new());
         let result: Result<(), S3Error> = match admit(state, session, ctx).await {
+            Ok(Admission::Forward) if relay::eligible(self, session, ctx) => {
+                return relay::relay(self, session, ctx).await.map(|()| true);
+            }
             Ok(Admission::Forward) => return Ok(false),
             Ok(Admission::Answer(xml)) => {
                 respond::xml(session, ctx, xml).await;
@@ -239,8 +243,14 @@ impl ProxyHttp for Gateway {
         match ctx.plan.body.next(body.take(), end_of_stream) {
             Ok((out, data)) => {
                 ctx.outcome.bytes_in += data;
-                // Some(empty) writes nothing; None would end the body upstream.
-                *body = Some(out);
+                // Some(empty) writes nothing before the end; at the end,
+                // None ends the body without an empty write (which pingora
+                // would log as a warning on every request without a body).
+                *body = if end_of_stream && out.is_empty() {
+                    None
+                } else {
+                    Some(out)
+                };
                 Ok(())
             }
             Err(e) => {

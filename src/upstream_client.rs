@@ -44,6 +44,33 @@ impl Reply {
     }
 }
 
+/// An upstream answer whose header was read and whose body was not.
+pub struct ReadingReply {
+    pub session: pingora::protocols::http::client::HttpSession,
+    peer: pingora::upstreams::peer::HttpPeer,
+    idle: std::time::Duration,
+}
+
+/// The peer's read and write timeouts on a session from the connector
+/// (pingora's proxy sets them itself; its connector does not).
+fn with_timeouts(
+    session: &mut pingora::protocols::http::client::HttpSession,
+    peer: &pingora::upstreams::peer::HttpPeer,
+) {
+    if let pingora::protocols::http::client::HttpSession::H1(h) = session {
+        h.read_timeout = peer.options.read_timeout;
+        h.write_timeout = peer.options.write_timeout;
+    }
+}
+
+/// Why `open` got no answer: the gateway's own reason, or pingora's
+/// (whose kind tells a timeout from a refusal).
+#[derive(Debug)]
+pub enum OpenError {
+    S3(S3Error),
+    Proxy(Box<pingora::Error>),
+}
+
 /// One request of the gateway's own.
 pub struct Call<'a> {
     pub method: &'a str,
@@ -121,6 +148,69 @@ impl UpstreamClient {
         self.send_prepared(up, call.bucket, req, call.body).await
     }
 
+    /// Send a bodiless request header that is already addressed and
+    /// signed, and read the answer's header; its body is the caller's to
+    /// read (`ReadingReply::session`). A kept-alive connection that fails
+    /// before an answer arrives is retried on another (the callers'
+    /// requests are idempotent).
+    pub async fn open(
+        &self,
+        up: &Upstream,
+        bucket: Option<&str>,
+        req: RequestHeader,
+    ) -> Result<ReadingReply, OpenError> {
+        let peer = crate::route::peer(up, bucket, &self.timeouts)
+            .await
+            .map_err(OpenError::S3)?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (mut session, reused) = self
+                .connector
+                .get_http_session(&peer)
+                .await
+                .map_err(|e| OpenError::Proxy(e.into_up()))?;
+            with_timeouts(&mut session, &peer);
+            let sent = async {
+                session.write_request_header(Box::new(req.clone())).await?;
+                session.finish_request_body().await?;
+                session.read_response_header().await
+            }
+            .await;
+            match sent {
+                Ok(()) => {
+                    return Ok(ReadingReply {
+                        session,
+                        peer,
+                        idle: self.timeouts.idle,
+                    })
+                }
+                // A pooled connection the upstream had closed meanwhile
+                // (not one that was merely slow).
+                Err(e)
+                    if reused
+                        && attempts < 3
+                        && !matches!(
+                            e.etype(),
+                            pingora::ErrorType::ReadTimedout | pingora::ErrorType::WriteTimedout
+                        ) => {}
+                Err(e) => return Err(OpenError::Proxy(e.into_up())),
+            }
+        }
+    }
+
+    /// Give a connection whose answer was read to its end back to the pool.
+    pub async fn release(&self, reply: ReadingReply) {
+        let ReadingReply {
+            session,
+            peer,
+            idle,
+        } = reply;
+        self.connector
+            .release_http_session(session, &peer, Some(idle))
+            .await;
+    }
+
     /// Send a request header that is already addressed and signed.
     pub async fn send_prepared(
         &self,
@@ -141,6 +231,7 @@ impl UpstreamClient {
             .get_http_session(&peer)
             .await
             .map_err(|e| bad_gateway("connect", &e))?;
+        with_timeouts(&mut session, &peer);
         session
             .write_request_header(Box::new(req))
             .await

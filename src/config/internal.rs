@@ -35,6 +35,9 @@ pub struct Config {
     /// What one client connection may cost (s3gate extension, `limits:`).
     pub limits: Limits,
     pub threads: usize,
+    /// GetObject bodies moved with splice(2) when client and upstream are
+    /// both plain TCP (s3gate extension, `zero_copy:`, default true).
+    pub zero_copy: bool,
     /// After SIGTERM, how long in-flight requests may take (s3gate extension).
     pub shutdown_grace: Duration,
     /// Things that work but deserve a look (`s3gate check` prints them).

@@ -89,6 +89,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
     let limits = limits::limits(&mut cx, get("limits"));
     let threads: usize = sections::value(&mut cx, "threads", get("threads"))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let zero_copy: bool = sections::value(&mut cx, "zero_copy", get("zero_copy")).unwrap_or(true);
     let shutdown_grace_secs: u64 =
         sections::value(&mut cx, "shutdown_grace_secs", get("shutdown_grace_secs")).unwrap_or(30);
     if !cx.errors.is_empty() {
@@ -120,6 +121,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         timeouts,
         limits,
         threads,
+        zero_copy,
         shutdown_grace: std::time::Duration::from_secs(shutdown_grace_secs),
         warnings: cx.warnings,
     })

@@ -201,4 +201,5 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "timeouts",
     "limits",
     "threads",
+    "zero_copy",
 ];

@@ -115,7 +115,23 @@ pub async fn peer(
     peer.options.read_timeout = Some(t.read);
     peer.options.write_timeout = Some(t.read);
     peer.options.idle_timeout = Some(t.idle);
+    peer.group_key = worker_pool_key();
     Ok(peer)
+}
+
+/// Which partition of pingora's upstream connection pool this worker
+/// thread uses. The gateway's workers are single-threaded runtimes; a
+/// kept-alive connection is watched by a task on the thread that released
+/// it, so another thread taking it would cost two cross-thread wake-ups
+/// per request (and a race pingora logs as "failed to acquire reusable
+/// stream"). Each thread reuses its own connections instead.
+fn worker_pool_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static KEY: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    KEY.with(|k| *k)
 }
 
 /// Why the router could not be built.

@@ -150,6 +150,10 @@ pub fn schema() -> Value {
                 ("idle_timeout", duration("Idle keep-alive connection timeout (60s)")),
             ], &[])),
             ("threads", integer("Worker threads (default: the cores)", 1)),
+            (
+                "zero_copy",
+                boolean("Move large GetObject bodies with splice(2) when client and upstream are both plain TCP (default true)"),
+            ),
             ("shutdown_grace_secs", integer("After SIGTERM, how long in-flight requests may take", 0)),
         ],
         &["listen", "region"],

@@ -375,6 +375,8 @@ pub struct GatewayConfig {
     timeouts: Option<Timeouts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<Log>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zero_copy: Option<bool>,
     /// Policy documents (file name, text) to write under `policies/` next
     /// to the config.
     #[serde(skip)]
@@ -407,6 +409,7 @@ impl GatewayConfig {
             limits: None,
             timeouts: None,
             log: None,
+            zero_copy: None,
             policy_files: Vec::new(),
             extra: String::new(),
         }
@@ -548,6 +551,12 @@ impl GatewayConfig {
         self.log = Some(Log {
             format: format.to_string(),
         });
+        self
+    }
+
+    /// Whether large GetObject bodies are spliced (`zero_copy:`).
+    pub fn zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = Some(on);
         self
     }
 
