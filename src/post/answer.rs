@@ -161,7 +161,7 @@ mod tests {
         let a = success(&upload(201, None), Some("\"abc\""));
         assert_eq!(a.status, 201);
         assert!(a.body.contains("<Key>dir/a b&amp;.txt</Key>"));
-        assert!(a.body.contains("<ETag>\"abc\"</ETag>"));
+        assert!(a.body.contains("<ETag>&quot;abc&quot;</ETag>"));
         assert!(a
             .body
             .contains("<Location>http://127.0.0.1:9000/b/dir/a%20b%26.txt</Location>"));
