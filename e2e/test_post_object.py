@@ -383,3 +383,9 @@ def test_chromium_form_and_fetch(pgw, garage):
         pytest.skip("Chromium is not installed in this container (Debian package `chromium`); "
                     "the browser-shaped requests above stand in for it")
     pytest.skip("Chromium found, but the driver for this test is not written yet")
+
+
+def test_readme_cors_example_is_the_one_tested():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for line in CORS_RULE.splitlines():
+        assert line.strip() in readme, line

@@ -207,7 +207,8 @@ fn post_object_headers(
         }
     }
     for (n, v) in &post.headers {
-        req.insert_header(n.clone(), v.clone()).map_err(bad_header)?;
+        req.insert_header(n.clone(), v.clone())
+            .map_err(bad_header)?;
     }
     if chunked {
         req.insert_header("transfer-encoding", "chunked")

@@ -95,11 +95,8 @@ pub async fn admit(
     let boundary = boundary(ct).map_err(|e| e.with_resource(resource.clone()))?;
     let continue_sent = super::body::send_continue(session).await?;
     let (head, rest) = read_head(session, &boundary).await?;
-    let fields: Vec<(String, String)> = head
-        .fields
-        .into_iter()
-        .map(|f| (f.name, f.value))
-        .collect();
+    let fields: Vec<(String, String)> =
+        head.fields.into_iter().map(|f| (f.name, f.value)).collect();
     let field = |name: &str| {
         fields
             .iter()
@@ -123,7 +120,10 @@ pub async fn admit(
     })?;
     let key = final_key(key_field, head.file.filename.as_deref());
     if key.is_empty() {
-        return Err(err(S3ErrorCode::InvalidArgument, "The key must not be empty"));
+        return Err(err(
+            S3ErrorCode::InvalidArgument,
+            "The key must not be empty",
+        ));
     }
     crate::s3::operation::check_key(&key)?;
     ctx.operation = Some(Operation::PutObject);
@@ -259,8 +259,12 @@ async fn send_whole(state: &GatewayState, ctx: &mut RequestCtx, form: FormBody) 
         .clone()
         .ok_or_else(|| err(S3ErrorCode::InternalError, "no route"))?;
     let credentials = route.upstream.credentials.get().await?;
-    let mut req = RequestHeader::build("PUT", b"/", None)
-        .map_err(|_| err(S3ErrorCode::InternalError, "cannot build the upstream request"))?;
+    let mut req = RequestHeader::build("PUT", b"/", None).map_err(|_| {
+        err(
+            S3ErrorCode::InternalError,
+            "cannot build the upstream request",
+        )
+    })?;
     ctx.plan.upstream_key_id = Some(credentials.access_key_id.clone());
     crate::forward::rewrite(&mut req, ctx, &credentials)?;
     let reply = state
@@ -278,7 +282,10 @@ async fn send_whole(state: &GatewayState, ctx: &mut RequestCtx, form: FormBody) 
     for (n, v) in a.headers {
         headers.insert(n, v);
     }
-    if let Some(v) = reply.header("x-amz-version-id").and_then(|v| HeaderValue::from_str(v).ok()) {
+    if let Some(v) = reply
+        .header("x-amz-version-id")
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
         headers.insert("x-amz-version-id", v);
     }
     Ok(Reply {

@@ -242,9 +242,14 @@ mod tests {
             ("AWSAccessKeyId", "AKIAIOSFODNN7EXAMPLE".to_string()),
             ("signature", sig),
         ];
-        let a = verify_form(lookup(&fields), &principals(), "us-east-1", SystemTime::now())
-            .unwrap()
-            .unwrap();
+        let a = verify_form(
+            lookup(&fields),
+            &principals(),
+            "us-east-1",
+            SystemTime::now(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(a.method, AuthMethod::V2Post);
     }
 

@@ -38,12 +38,18 @@ pub(super) fn check(cx: &mut Ctx<'_>, bucket: &str, rules: &[CorsRule]) {
         }
         for o in &r.allowed_origins {
             if o.matches('*').count() > 1 {
-                cx.error(&at, format!("{here}: the origin {o:?} has more than one `*`"));
+                cx.error(
+                    &at,
+                    format!("{here}: the origin {o:?} has more than one `*`"),
+                );
             }
         }
         for h in &r.allowed_headers {
             if h.matches('*').count() > 1 {
-                cx.error(&at, format!("{here}: the header {h:?} has more than one `*`"));
+                cx.error(
+                    &at,
+                    format!("{here}: the header {h:?} has more than one `*`"),
+                );
             }
         }
         if r.allowed_methods.is_empty() {

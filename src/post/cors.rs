@@ -27,7 +27,9 @@ fn wildcard(pattern: &str, value: &str, case_insensitive: bool) -> bool {
 }
 
 fn origin_allowed(rule: &CorsRule, origin: &str) -> bool {
-    rule.allowed_origins.iter().any(|o| wildcard(o, origin, false))
+    rule.allowed_origins
+        .iter()
+        .any(|o| wildcard(o, origin, false))
 }
 
 fn method_allowed(rule: &CorsRule, method: &str) -> bool {

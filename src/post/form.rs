@@ -60,7 +60,9 @@ pub fn boundary(content_type: &str) -> S3Result<String> {
         }
         return Ok(v.to_string());
     }
-    Err(malformed("The multipart/form-data Content-Type has no boundary"))
+    Err(malformed(
+        "The multipart/form-data Content-Type has no boundary",
+    ))
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -346,7 +348,11 @@ fn split_params(v: &str) -> impl Iterator<Item = (String, String)> + '_ {
                 rest = &r[end..];
             }
         }
-        rest = rest.trim_start().strip_prefix(';').unwrap_or(rest).trim_start();
+        rest = rest
+            .trim_start()
+            .strip_prefix(';')
+            .unwrap_or(rest)
+            .trim_start();
         Some((key, value))
     })
 }

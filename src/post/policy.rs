@@ -58,11 +58,10 @@ fn parse_expiration(s: &str) -> Option<SystemTime> {
         return None;
     }
     let fraction = s.get(19..s.len() - 1)?;
-    if !fraction.is_empty()
-        && !(fraction.starts_with('.')
-            && fraction.len() > 1
-            && fraction[1..].bytes().all(|c| c.is_ascii_digit()))
-    {
+    let digits = fraction.strip_prefix('.').unwrap_or("-");
+    let fraction_ok =
+        fraction.is_empty() || (!digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()));
+    if !fraction_ok {
         return None;
     }
     let basic = format!(
@@ -102,9 +101,7 @@ fn condition(v: &Value) -> S3Result<Condition> {
         Value::Object(map) => {
             let mut it = map.iter();
             let (Some((k, val)), None) = (it.next(), it.next()) else {
-                return Err(invalid(
-                    "a condition object must have exactly one field",
-                ));
+                return Err(invalid("a condition object must have exactly one field"));
             };
             let value = val
                 .as_str()
@@ -121,7 +118,9 @@ fn condition(v: &Value) -> S3Result<Condition> {
             if op.eq_ignore_ascii_case("content-length-range") {
                 let (min, max) = (length(&a[1])?, length(&a[2])?);
                 if min > max {
-                    return Err(invalid("content-length-range: the minimum exceeds the maximum"));
+                    return Err(invalid(
+                        "content-length-range: the minimum exceeds the maximum",
+                    ));
                 }
                 return Ok(Condition::ContentLengthRange { min, max });
             }
@@ -200,7 +199,12 @@ impl PostPolicy {
     /// met, every field covered. `fields` are the form's fields as the
     /// request will use them (the key after `${filename}`), `bucket` the
     /// bucket the form was posted to.
-    pub fn check(&self, fields: &[(String, String)], bucket: &str, now: SystemTime) -> S3Result<()> {
+    pub fn check(
+        &self,
+        fields: &[(String, String)],
+        bucket: &str,
+        now: SystemTime,
+    ) -> S3Result<()> {
         if now > self.expiration {
             return Err(denied("Policy expired."));
         }
@@ -222,10 +226,7 @@ impl PostPolicy {
                 Condition::ContentLengthRange { .. } => true,
             };
             if !ok {
-                return Err(denied(format!(
-                    "Policy Condition failed: {}",
-                    describe(c)
-                )));
+                return Err(denied(format!("Policy Condition failed: {}", describe(c))));
             }
         }
         for (name, _) in fields {
@@ -259,9 +260,15 @@ fn exempt(lower: &str) -> bool {
 fn describe(c: &Condition) -> String {
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     match c {
-        Condition::Eq { field, value } => format!("[\"eq\", {}, {}]", q(&format!("${field}")), q(value)),
+        Condition::Eq { field, value } => {
+            format!("[\"eq\", {}, {}]", q(&format!("${field}")), q(value))
+        }
         Condition::StartsWith { field, prefix } => {
-            format!("[\"starts-with\", {}, {}]", q(&format!("${field}")), q(prefix))
+            format!(
+                "[\"starts-with\", {}, {}]",
+                q(&format!("${field}")),
+                q(prefix)
+            )
         }
         Condition::ContentLengthRange { min, max } => {
             format!("[\"content-length-range\", {min}, {max}]")

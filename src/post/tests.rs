@@ -22,9 +22,13 @@ fn the_last_piece_waits_for_the_closing_boundary() {
     let whole = body(b"0123456789");
     let mut f = FormBody::new(B, Bytes::copy_from_slice(&whole[..4]), None);
     // The first output is held back, not released.
-    let (first, _) = f.next(Some(Bytes::copy_from_slice(&whole[4..12])), false).unwrap();
+    let (first, _) = f
+        .next(Some(Bytes::copy_from_slice(&whole[4..12])), false)
+        .unwrap();
     assert!(first.is_empty());
-    let (rest, _) = f.next(Some(Bytes::copy_from_slice(&whole[12..])), true).unwrap();
+    let (rest, _) = f
+        .next(Some(Bytes::copy_from_slice(&whole[12..])), true)
+        .unwrap();
     assert_eq!(&rest[..], b"0123456789");
 }
 
@@ -53,7 +57,9 @@ fn a_form_that_does_not_close_never_completes() {
 #[test]
 fn fields_become_object_headers() {
     let f = |l: &[(&str, &str)]| -> Vec<(String, String)> {
-        l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        l.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     let h = upstream_headers(&f(&[
         ("key", "k"),

@@ -82,7 +82,11 @@ impl S3ErrorCode {
     pub fn http_status(self) -> u16 {
         use S3ErrorCode::*;
         match self {
-            AccessDenied | AccessForbidden | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => 403,
+            AccessDenied
+            | AccessForbidden
+            | InvalidAccessKeyId
+            | RequestTimeTooSkewed
+            | SignatureDoesNotMatch => 403,
             NoSuchBucket | NoSuchUpload => 404,
             MissingContentLength => 411,
             NotImplemented => 501,

@@ -97,7 +97,9 @@ fn each_condition_is_enforced() {
             .check(&change(name, value), "sigv4examplebucket", now)
             .unwrap_err();
         assert_eq!(e.code, S3ErrorCode::AccessDenied, "{name}");
-        assert!(e.message.starts_with("Invalid according to Policy: Policy Condition failed"));
+        assert!(e
+            .message
+            .starts_with("Invalid according to Policy: Policy Condition failed"));
     }
     // The bucket is the one posted to.
     assert!(p.check(&example_form(), "otherbucket", now).is_err());
@@ -153,7 +155,13 @@ fn malformed_documents_are_invalid_policy_documents() {
 fn expiration_formats() {
     assert!(parse_expiration("2007-12-01T12:00:00.000Z").is_some());
     assert!(parse_expiration("2007-12-01T12:00:00Z").is_some());
-    for bad in ["2007-12-01", "2007-12-01T12:00:00", "2007-12-01T12:00:00.Z", "2007-13-01T12:00:00Z", "é007-12-01T12:00:00Z"] {
+    for bad in [
+        "2007-12-01",
+        "2007-12-01T12:00:00",
+        "2007-12-01T12:00:00.Z",
+        "2007-13-01T12:00:00Z",
+        "é007-12-01T12:00:00Z",
+    ] {
         assert!(parse_expiration(bad).is_none(), "{bad}");
     }
 }
