@@ -127,6 +127,10 @@ pub struct RequestCtx {
     pub part_guard: Option<crate::multipart::inflight::PartGuard>,
     /// Counted in the in-flight gauge while held.
     pub in_flight: Option<InFlightGuard>,
+    /// A POST Object: the answer it asks for (the upstream runs PutObject).
+    pub post: Option<Box<crate::post::PostUpload>>,
+    /// CORS headers of the answer (the bucket's rule matching `Origin`).
+    pub cors: crate::post::cors::Headers,
     pub outcome: Outcome,
 }
 
@@ -145,6 +149,8 @@ impl RequestCtx {
             decided: Decided::default(),
             part_guard: None,
             in_flight: None,
+            post: None,
+            cors: Vec::new(),
             outcome: Outcome::default(),
         }
     }

@@ -82,6 +82,9 @@ pub fn rewrite(
             format!("invalid header value: {e}"),
         )
     };
+    if let Some(post) = &ctx.post {
+        post_object_headers(req, post, ctx.plan.framing.upstream_length.is_none())?;
+    }
     req.insert_header("host", host.as_str())
         .map_err(bad_header)?;
     for h in CLIENT_ONLY.iter().chain(METHOD_OVERRIDES) {
@@ -178,6 +181,38 @@ pub fn rewrite(
     )?;
     for (name, value) in signed {
         req.insert_header(name, value).map_err(bad_header)?;
+    }
+    Ok(())
+}
+
+/// A POST Object goes upstream as PutObject: none of the client's headers
+/// (the form's are not signed by its policy: only its fields are), but the
+/// object headers its fields decided; of unknown length, so chunked.
+fn post_object_headers(
+    req: &mut RequestHeader,
+    post: &crate::post::PostUpload,
+    chunked: bool,
+) -> S3Result<()> {
+    let bad_header = |e: pingora::BError| {
+        err(
+            S3ErrorCode::InternalError,
+            format!("invalid header value: {e}"),
+        )
+    };
+    req.set_method(http::Method::PUT);
+    let names: Vec<http::HeaderName> = req.headers.keys().cloned().collect();
+    for n in names {
+        if n != http::header::USER_AGENT {
+            req.remove_header(&n);
+        }
+    }
+    for (n, v) in &post.headers {
+        req.insert_header(n.clone(), v.clone())
+            .map_err(bad_header)?;
+    }
+    if chunked {
+        req.insert_header("transfer-encoding", "chunked")
+            .map_err(bad_header)?;
     }
     Ok(())
 }

@@ -318,6 +318,10 @@ impl ProxyHttp for Gateway {
             let _ = resp.insert_header("x-amz-request-id", ctx.request_id.as_str());
         }
         let _ = resp.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
+        respond::add_cors(resp, ctx);
+        if let Some(post) = ctx.post.as_deref_mut() {
+            crate::post::answer::rewrite(post, resp);
+        }
         Ok(())
     }
 
@@ -354,6 +358,9 @@ impl ProxyHttp for Gateway {
                 }
                 *body = Some(Bytes::from(out));
             }
+        }
+        if let Some(post) = ctx.post.as_deref_mut() {
+            crate::post::answer::replace_body(post, body, eos);
         }
         if let Some(b) = body {
             ctx.outcome.bytes_out += b.len() as u64;

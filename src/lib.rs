@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod multipart;
 pub mod policy;
+pub mod post;
 pub mod reframe;
 pub mod replay;
 pub mod resign;

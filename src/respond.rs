@@ -23,6 +23,13 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, e: &S3Error) {
     write(session, ctx, e.status(), body, true).await;
 }
 
+/// The CORS headers of the bucket's rule matching the request's origin.
+pub fn add_cors(h: &mut ResponseHeader, ctx: &RequestCtx) {
+    for (n, v) in &ctx.cors {
+        let _ = h.insert_header(n.clone(), v.clone());
+    }
+}
+
 /// Write a 200 with an XML document.
 pub async fn xml(session: &mut Session, ctx: &mut RequestCtx, body: String) {
     ctx.outcome.status = 200;
@@ -45,6 +52,7 @@ async fn write(
     let _ = h.insert_header("x-amz-request-id", ctx.request_id.as_str());
     let _ = h.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
     let _ = h.insert_header("server", "s3gate");
+    add_cors(&mut h, ctx);
     if close {
         let _ = h.insert_header("connection", "close");
     }
@@ -145,6 +153,7 @@ pub async fn relay(
         let _ = h.insert_header("x-amz-request-id", ctx.request_id.as_str());
     }
     let _ = h.insert_header("x-s3gate-request-id", ctx.request_id.as_str());
+    add_cors(&mut h, ctx);
     ctx.outcome.bytes_out += body.len() as u64;
     let end = body.is_empty();
     if session

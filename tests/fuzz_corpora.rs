@@ -16,6 +16,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("xml", s3gate::fuzzing::xml),
     ("policy", s3gate::fuzzing::policy),
     ("config", s3gate::fuzzing::config),
+    ("form", s3gate::fuzzing::form),
+    ("post_policy", s3gate::fuzzing::post_policy),
 ];
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
@@ -93,4 +95,14 @@ fn policy() {
 #[test]
 fn config() {
     replay("config");
+}
+
+#[test]
+fn form() {
+    replay("form");
+}
+
+#[test]
+fn post_policy() {
+    replay("post_policy");
 }

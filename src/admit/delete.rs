@@ -110,6 +110,12 @@ pub async fn delete_objects(
             body::send_continue(session).await?;
             body::read_verified(session, &mut verifier, doc::MAX_BODY).await?
         }
+        BodyPlan::Form(_) => {
+            return Err(err(
+                S3ErrorCode::InternalError,
+                "DeleteObjects carries no form",
+            ))
+        }
     };
     ctx.outcome.bytes_in += xml.len() as u64;
     let request = doc::parse(&xml)?;

@@ -14,9 +14,11 @@
 
 pub mod authenticate;
 pub mod body;
+pub mod cors;
 pub mod decide;
 pub mod delete;
 pub mod parse;
+pub mod post;
 pub mod view;
 
 use std::time::SystemTime;
@@ -61,10 +63,22 @@ pub async fn admit(
         // An IPv4 client of a dual-stack listener is `::ffff:a.b.c.d`:
         // policies name it as IPv4.
         .map(|a| a.ip().to_canonical());
+    if matches!(
+        session.req_header().method,
+        http::Method::OPTIONS | http::Method::POST
+    ) {
+        // The form is read from the session while its header is in use.
+        let header = session.req_header().clone();
+        let view = RequestView::of(&header, source_ip, tls.as_deref());
+        if let Some(special) = browser_request(state, session, ctx, &view, now).await? {
+            return Ok(special);
+        }
+    }
     let view = RequestView::of(session.req_header(), source_ip, tls.as_deref());
     // 1. parse
     let parsed = parse::parse(&view, &state.config.hostnames)?;
     let req = parsed.request.clone();
+    ctx.cors = cors::headers_for(state, &view, req.bucket.as_deref());
     ctx.operation = Some(req.op.clone());
     ctx.bucket = req.bucket.clone();
     ctx.key = req.key.clone();
@@ -195,6 +209,33 @@ pub async fn admit(
     Ok(Admission::Forward)
 }
 
+/// What browsers send besides S3 requests: CORS preflights (`OPTIONS`)
+/// and POST Object forms (`post`). `None`: an ordinary request.
+async fn browser_request(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    view: &RequestView<'_>,
+    now: SystemTime,
+) -> S3Result<Option<Admission>> {
+    if view.method == "OPTIONS" {
+        return cors::answer_preflight(state, view)
+            .await
+            .map(|r| Some(Admission::Relay(r)));
+    }
+    if view.method != "POST" {
+        return Ok(None);
+    }
+    let addr = crate::s3::addressing::address(view.host, view.raw_path, &state.config.hostnames)?;
+    if !post::is_post_object(view, &addr) {
+        return Ok(None);
+    }
+    ctx.cors = cors::headers_for(state, view, addr.bucket.as_deref());
+    post::admit(state, session, ctx, view, &addr, now)
+        .await
+        .map(Some)
+}
+
 /// `s3gate:MultipartInitiator` (self | other | unknown) and the principal
 /// on record, for operations on an upload.
 async fn initiator(
@@ -226,7 +267,7 @@ async fn initiator(
 }
 
 /// Metrics and the log line of a policy decision.
-fn record_decision(
+pub(super) fn record_decision(
     ctx: &mut RequestCtx,
     req: &S3Request,
     principal: &str,
@@ -267,7 +308,7 @@ fn record_decision(
 }
 
 /// The decision log's line: what the decision read and what it decided.
-fn log_decision(
+pub(super) fn log_decision(
     log: &crate::decision_log::DecisionLog,
     ctx: &RequestCtx,
     req: &S3Request,

@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod chunked;
 pub mod crypto;
 pub mod payload;
+pub mod post;
 pub mod sigv2;
 pub mod sigv4;
 pub mod time;
@@ -77,6 +78,10 @@ pub enum AuthMethod {
     V4Presigned,
     V2Header,
     V2Presigned,
+    /// A browser-based upload: a signed POST policy (SigV4 form fields).
+    V4Post,
+    /// A browser-based upload signed with SigV2 form fields.
+    V2Post,
 }
 
 impl AuthMethod {
@@ -85,13 +90,16 @@ impl AuthMethod {
         match self {
             AuthMethod::V4Header | AuthMethod::V2Header => "REST-HEADER",
             AuthMethod::V4Presigned | AuthMethod::V2Presigned => "REST-QUERY-STRING",
+            AuthMethod::V4Post | AuthMethod::V2Post => "POST",
         }
     }
     /// `s3:signatureversion` condition value.
     pub fn signature_version(self) -> &'static str {
         match self {
-            AuthMethod::V4Header | AuthMethod::V4Presigned => "AWS4-HMAC-SHA256",
-            AuthMethod::V2Header | AuthMethod::V2Presigned => "AWS",
+            AuthMethod::V4Header | AuthMethod::V4Presigned | AuthMethod::V4Post => {
+                "AWS4-HMAC-SHA256"
+            }
+            AuthMethod::V2Header | AuthMethod::V2Presigned | AuthMethod::V2Post => "AWS",
         }
     }
 }

@@ -92,6 +92,9 @@ pub(super) fn buckets(
                 ),
             );
         }
+        if let Some(rules) = &b.cors {
+            super::cors::check(cx, name, rules);
+        }
         if name != "*" && !crate::s3::addressing::valid_bucket_name(name) {
             cx.error(
                 &[k("buckets"), k(name)],

@@ -172,6 +172,10 @@ pub struct BucketConfig {
     pub expected_bucket_owner: ExpectedBucketOwnerRule,
     #[serde(default)]
     pub request_payer: RequestPayerRule,
+    /// CORS rules answered by the gateway (None: preflights go to the
+    /// upstream bucket's own CORS configuration).
+    #[serde(default)]
+    pub cors: Option<Vec<super::cors::CorsRule>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

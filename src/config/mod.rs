@@ -10,6 +10,7 @@
 
 pub mod arn;
 mod buckets;
+pub mod cors;
 pub mod diagnostics;
 pub mod endpoint;
 pub mod internal;

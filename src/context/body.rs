@@ -22,6 +22,8 @@ pub enum BodyPlan {
     },
     /// Read and verified before the request went upstream (sent once).
     Prebuffered(Option<Bytes>),
+    /// A POST Object's file part, cut out of its form (`post::FormBody`).
+    Form(Box<crate::post::FormBody>),
 }
 
 /// What the upstream request's framing will be.
@@ -74,6 +76,7 @@ impl BodyPlan {
                 )),
                 _ => Ok((Bytes::new(), 0)),
             },
+            BodyPlan::Form(form) => form.next(piece, end_of_stream),
             BodyPlan::Verify { verifier, reframer } => {
                 let out = verifier.filter(piece, end_of_stream)?;
                 let Some(r) = reframer else {

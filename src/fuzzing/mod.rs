@@ -368,5 +368,7 @@ pub fn sigv2(data: &[u8]) {
 
 mod chunked;
 mod documents;
+mod post;
 pub use chunked::aws_chunked;
 pub use documents::{config, policy, xml};
+pub use post::{form, post_policy};

@@ -7,19 +7,24 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum S3ErrorCode {
     AccessDenied,
+    AccessForbidden,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     BadDigest,
     EntityTooLarge,
+    EntityTooSmall,
     IncompleteBody,
     InternalError,
     InvalidAccessKeyId,
     InvalidArgument,
     InvalidBucketName,
     InvalidDigest,
+    InvalidPolicyDocument,
     InvalidRequest,
     KeyTooLongError,
+    MalformedPOSTRequest,
     MalformedXML,
+    MaxPostPreDataLengthExceeded,
     MissingContentLength,
     MissingSecurityHeader,
     NoSuchBucket,
@@ -39,19 +44,24 @@ impl S3ErrorCode {
         use S3ErrorCode::*;
         match self {
             AccessDenied => "AccessDenied",
+            AccessForbidden => "AccessForbidden",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",
             EntityTooLarge => "EntityTooLarge",
+            EntityTooSmall => "EntityTooSmall",
             IncompleteBody => "IncompleteBody",
             InternalError => "InternalError",
             InvalidAccessKeyId => "InvalidAccessKeyId",
             InvalidArgument => "InvalidArgument",
             InvalidBucketName => "InvalidBucketName",
             InvalidDigest => "InvalidDigest",
+            InvalidPolicyDocument => "InvalidPolicyDocument",
             InvalidRequest => "InvalidRequest",
             KeyTooLongError => "KeyTooLongError",
+            MalformedPOSTRequest => "MalformedPOSTRequest",
             MalformedXML => "MalformedXML",
+            MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
             MissingContentLength => "MissingContentLength",
             MissingSecurityHeader => "MissingSecurityHeader",
             NoSuchBucket => "NoSuchBucket",
@@ -72,7 +82,11 @@ impl S3ErrorCode {
     pub fn http_status(self) -> u16 {
         use S3ErrorCode::*;
         match self {
-            AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => 403,
+            AccessDenied
+            | AccessForbidden
+            | InvalidAccessKeyId
+            | RequestTimeTooSkewed
+            | SignatureDoesNotMatch => 403,
             NoSuchBucket | NoSuchUpload => 404,
             MissingContentLength => 411,
             NotImplemented => 501,
@@ -84,13 +98,17 @@ impl S3ErrorCode {
             | AuthorizationQueryParametersError
             | BadDigest
             | EntityTooLarge
+            | EntityTooSmall
             | IncompleteBody
             | InvalidArgument
             | InvalidBucketName
             | InvalidDigest
+            | InvalidPolicyDocument
             | InvalidRequest
             | KeyTooLongError
+            | MalformedPOSTRequest
             | MalformedXML
+            | MaxPostPreDataLengthExceeded
             | MissingSecurityHeader
             | XAmzContentSHA256Mismatch => 400,
         }

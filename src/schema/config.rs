@@ -82,7 +82,15 @@ fn defs() -> Value {
             ("owner", string("The account (or COS instance) that must own it")),
             ("expected_bucket_owner", one_of_strings("x-amz-expected-bucket-owner rule", &["passthrough", "enforce", "require", "inject"])),
             ("request_payer", one_of_strings("x-amz-request-payer rule", &["allow", "deny", "require"])),
+            ("cors", json!({ "type": "array", "items": reference("cors_rule"), "description": "CORS rules the gateway answers browsers with (none: preflights go to the upstream bucket)" })),
         ], &["upstream"]),
+        "cors_rule": object("A CORS rule (S3's CORSRule)", &[
+            ("allowed_origins", json!({ "type": "array", "items": { "type": "string" }, "description": "Origins, each with at most one *" })),
+            ("allowed_methods", json!({ "type": "array", "items": { "type": "string", "enum": ["GET", "PUT", "POST", "DELETE", "HEAD"] }, "description": "Methods" })),
+            ("allowed_headers", json!({ "type": "array", "items": { "type": "string" }, "description": "Request headers a preflight may ask for (* wildcards)" })),
+            ("expose_headers", json!({ "type": "array", "items": { "type": "string" }, "description": "Response headers scripts may read" })),
+            ("max_age", integer("Seconds a browser may cache the preflight answer", 0)),
+        ], &["allowed_origins", "allowed_methods"]),
         "rotate": object("Size-based rotation", &[
             ("max_bytes", integer("Rotate when the file reaches this size", 1)),
             ("keep", integer("Rotated files kept (file.1 is the newest)", 1)),
