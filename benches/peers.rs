@@ -1,9 +1,10 @@
 //! s3gate against its peers, in one run on this machine: the same presigned
 //! requests direct to the upstream (nginx serving files from /dev/shm with
 //! `sendfile`), through an nginx reverse proxy (keep-alive upstream pool,
-//! `proxy_buffering off`), through s3s-proxy when `S3S_PROXY_BIN` names its
-//! binary, and through s3gate (verifying the presigned SigV4, deciding a
-//! policy, re-signing; `threads: 2`).
+//! `proxy_buffering off` with 64 KiB buffers, pingora's read size), through
+//! s3s-proxy when `S3S_PROXY_BIN` names its binary, and through s3gate
+//! (verifying the presigned SigV4, deciding a policy, re-signing;
+//! `threads: 2`; plain TCP on both legs, so large GETs are spliced).
 //!
 //! - GET of a big object (`S3GATE_BENCH_BIG_MIB`, default 1024): MiB/s and
 //!   the ratio to direct, round-robin over the peers, best and median.
@@ -331,7 +332,8 @@ fn start_nginx_proxy(
     listen 127.0.0.1:{port}; listen 127.0.0.1:{tls_port} ssl;
     ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.2 TLSv1.3;
     location / {{ proxy_pass http://files; proxy_http_version 1.1;
-                 proxy_set_header Connection \"\"; proxy_buffering off; }}
+                 proxy_set_header Connection \"\"; proxy_buffering off;
+                 proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k; }}
   }}",
         r = dir.display(),
         cert = tls.0.display(),

@@ -179,3 +179,19 @@ def test_replay_names_exactly_the_requests_a_narrowed_policy_flips(gateway, tmp_
     assert "no statement allows it any more (was allowed by" in r.stdout
     assert "#EtlReadsWhatItWrote)" in r.stdout, r.stdout
     assert f"{len(records)} decision(s) replayed, 2 would change" in r.stdout, r.stdout
+
+
+def test_delete_objects_logs_one_decision_per_key(gateway):
+    etl = client(gateway, ETL)
+    keys = ["ingest/del-1.txt", "secret/del-2.txt"]
+    rid, _ = request_id(lambda: etl.delete_objects(
+        Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys]}))
+    deadline = time.monotonic() + 10
+    while True:
+        mine = [r for r in decisions(gateway["decisions"], 0) if r["request_id"] == rid]
+        if len(mine) >= len(keys) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)  # polling interval, not a synchronisation sleep
+    assert sorted(r["key"] for r in mine) == sorted(keys), mine
+    assert {r["operation"] for r in mine} == {"DeleteObjects"}, mine
+    assert all(r["needs"][0]["action"] == "s3:DeleteObject" for r in mine), mine

@@ -38,9 +38,11 @@ const BODY_HEADERS: &[&str] = &[
     "expect",
 ];
 
-/// Which keys may be deleted: `Ok` allowed, `Err` the refusal.
+/// Which keys may be deleted: `Ok` allowed, `Err` the refusal. Each key's
+/// policy decision goes to the decision log when there is one.
 pub fn decide_keys<'a>(
     d: &Decider<'_>,
+    log: Option<&crate::decision_log::DecisionLog>,
     ctx: &RequestCtx,
     principal: &str,
     keys: &ContextKeys,
@@ -76,6 +78,24 @@ pub fn decide_keys<'a>(
             }
             let needs = delete_needs(bucket, &o.key, o.version_id.as_deref(), headers);
             let decision = set.decide(principal, &needs, &k);
+            if let Some(log) = log {
+                log.record(&crate::decision_log::Decided {
+                    request_id: &ctx.request_id,
+                    operation: "DeleteObjects",
+                    principal,
+                    bucket: Some(bucket),
+                    key: Some(&o.key),
+                    needs: &needs,
+                    keys: &k,
+                    rules: ctx
+                        .plan
+                        .route
+                        .as_ref()
+                        .map(|r| (r.upstream.name.as_str(), r.rules.as_ref())),
+                    decision: &decision,
+                    shadow: d.shadow && !decision.allowed(),
+                });
+            }
             if decision.allowed() || d.shadow {
                 (o, Ok(()))
             } else {
@@ -120,7 +140,16 @@ pub async fn delete_objects(
     ctx.outcome.bytes_in += xml.len() as u64;
     let request = doc::parse(&xml)?;
     let headers = session.req_header().headers.clone();
-    let decided = decide_keys(decider, ctx, principal, keys, &headers, &request.objects);
+    let log = state.decision_log.as_ref();
+    let decided = decide_keys(
+        decider,
+        log,
+        ctx,
+        principal,
+        keys,
+        &headers,
+        &request.objects,
+    );
     let allowed: Vec<&DeleteEntry> = decided
         .iter()
         .filter(|(_, r)| r.is_ok())
