@@ -82,6 +82,7 @@ mod tests {
             owner: Some("111122223333".into()),
             expected_bucket_owner: owner_rule,
             request_payer: payer,
+            abort_incomplete_after: None,
         }
     }
 

@@ -68,6 +68,7 @@ pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
                 owner: None,
                 expected_bucket_owner: Default::default(),
                 request_payer: Default::default(),
+                abort_incomplete_after: None,
             }),
         });
         return Ok(Routed {

@@ -169,6 +169,24 @@ pub struct BucketConfig {
     pub expected_bucket_owner: ExpectedBucketOwnerRule,
     #[serde(default)]
     pub request_payer: RequestPayerRule,
+    /// The reaper aborts this bucket's incomplete multipart uploads
+    /// initiated longer ago than this (overrides
+    /// `multipart.abort_incomplete_after`).
+    #[serde(default, deserialize_with = "duration_text")]
+    pub abort_incomplete_after: Option<Duration>,
+}
+
+/// A duration as written (`3s`, `30m`, `7d`), read once.
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    super::limits::parse_duration(&text)
+        .filter(|d| !d.is_zero())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "abort_incomplete_after `{text}` is not a duration (like 3s, 30m, 12h, 7d)"
+            ))
+        })
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -224,10 +242,47 @@ impl Default for AbortSettings {
     }
 }
 
+/// `multipart.reaper`: how often the reaper looks for expired uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaperSettings {
+    pub every: Duration,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MultipartConfig {
     pub ownership: OwnershipStore,
     pub abort: AbortSettings,
+    /// The default age after which incomplete uploads of named buckets are
+    /// aborted by the reaper (a bucket's own `abort_incomplete_after` wins).
+    pub abort_incomplete_after: Option<Duration>,
+    /// None: no reaper runs.
+    pub reaper: Option<ReaperSettings>,
+}
+
+impl Config {
+    /// The buckets the reaper looks at: named buckets (the catch-all has no
+    /// list of names) with an age limit, their own or the default. Returns
+    /// (bucket, limit, where the limit is written).
+    pub fn reaped_buckets(&self) -> Vec<(String, Duration, String)> {
+        self.buckets
+            .iter()
+            .filter(|(name, _)| name.as_str() != "*")
+            .filter_map(|(name, b)| match b.abort_incomplete_after {
+                Some(d) => Some((
+                    name.clone(),
+                    d,
+                    format!("buckets.{name}.abort_incomplete_after"),
+                )),
+                None => self.multipart.abort_incomplete_after.map(|d| {
+                    (
+                        name.clone(),
+                        d,
+                        "multipart.abort_incomplete_after".to_string(),
+                    )
+                }),
+            })
+            .collect()
+    }
 }
 
 /// Events the audit ledger can record.

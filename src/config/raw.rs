@@ -138,6 +138,18 @@ pub struct MultipartConfig {
     pub ownership: Option<OwnershipConfig>,
     #[serde(default)]
     pub abort: Option<AbortConfig>,
+    /// Default age limit of incomplete uploads (`7d`), for the reaper.
+    #[serde(default)]
+    pub abort_incomplete_after: Option<String>,
+    #[serde(default)]
+    pub reaper: Option<ReaperConfig>,
+}
+
+/// `multipart.reaper`: the background task that aborts expired uploads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaperConfig {
+    pub every: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -280,3 +280,72 @@ fn enum_like_options_report_their_spelling() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn reaper_limits_per_bucket_and_by_default() {
+    let text = GOOD.replace(
+        "    target: real-data\n",
+        "    target: real-data\n    abort_incomplete_after: 7d\n  logs: { upstream: lab }\n  \"*\": { upstream: lab }\nmultipart:\n  abort_incomplete_after: 36h\n  reaper: { every: 10m }\n",
+    );
+    let c = parse(Path::new("g.yaml"), &text).unwrap();
+    assert_eq!(
+        c.multipart.reaper,
+        Some(ReaperSettings {
+            every: std::time::Duration::from_secs(600)
+        })
+    );
+    let reaped = c.reaped_buckets();
+    let day = 86_400;
+    assert_eq!(
+        reaped,
+        vec![
+            (
+                "data".to_string(),
+                std::time::Duration::from_secs(7 * day),
+                "buckets.data.abort_incomplete_after".to_string()
+            ),
+            (
+                "logs".to_string(),
+                std::time::Duration::from_secs(36 * 3600),
+                "multipart.abort_incomplete_after".to_string()
+            ),
+        ],
+        "the catch-all has no names to list"
+    );
+}
+
+#[test]
+fn reaper_mistakes_are_reported() {
+    let text = GOOD.replace(
+        "    target: real-data\n",
+        "    target: real-data\n    abort_incomplete_after: soon\n  \"*\": { upstream: lab, abort_incomplete_after: 1d }\nmultipart:\n  reaper: { every: 0s }\n",
+    );
+    let errs = parse(Path::new("g.yaml"), &text).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 3, "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("abort_incomplete_after `soon` is not a duration")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("the catch-all has no list of buckets")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("multipart.reaper.every `0s`")),
+        "{text:#?}"
+    );
+    // A limit without a reaper works but deserves a warning.
+    let quiet = GOOD.replace(
+        "    target: real-data\n",
+        "    target: real-data\n    abort_incomplete_after: 1d\n",
+    );
+    let c = parse(Path::new("g.yaml"), &quiet).unwrap();
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.to_string().contains("no reaper runs")));
+}

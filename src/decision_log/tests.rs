@@ -22,6 +22,7 @@ fn decide_and_log(log: &DecisionLog, n: usize) {
         owner: Some("1".into()),
         expected_bucket_owner: Default::default(),
         request_payer: Default::default(),
+        abort_incomplete_after: None,
     };
     let decision = Decision {
         effect: Effect::Allow,

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::{boolean, integer, object, one_of_strings, reference, string, DRAFT};
 use crate::config::AuditEvent;
 
-const DURATION: &str = "^[0-9]+ *(ms|s|m|h)?$";
+const DURATION: &str = "^[0-9]+ *(ms|s|m|h|d)?$";
 const SIZE: &str = "^[0-9]+ *([kKmM]([iI]?[bB])?|[bB])?$";
 
 fn secret(description: &str) -> Value {
@@ -82,6 +82,7 @@ fn defs() -> Value {
             ("owner", string("The account (or COS instance) that must own it")),
             ("expected_bucket_owner", one_of_strings("x-amz-expected-bucket-owner rule", &["passthrough", "enforce", "require", "inject"])),
             ("request_payer", one_of_strings("x-amz-request-payer rule", &["allow", "deny", "require"])),
+            ("abort_incomplete_after", json!({ "type": "string", "pattern": DURATION, "description": "The reaper aborts incomplete multipart uploads older than this (e.g. 7d); not on the catch-all" })),
         ], &["upstream"]),
         "rotate": object("Size-based rotation", &[
             ("max_bytes", integer("Rotate when the file reaches this size", 1)),
@@ -117,6 +118,10 @@ pub fn schema() -> Value {
                     ("verify", boolean("ListParts after the abort; abort again while parts remain")),
                     ("max_attempts", integer("Abort attempts", 1)),
                 ], &[])),
+                ("abort_incomplete_after", json!({ "type": "string", "pattern": DURATION, "description": "Default age limit of incomplete uploads for named buckets (the reaper aborts older ones)" })),
+                ("reaper", object("The background task that aborts expired incomplete uploads", &[
+                    ("every", json!({ "type": "string", "pattern": DURATION, "description": "How often it lists the buckets' uploads (e.g. 10m)" })),
+                ], &["every"])),
             ], &[])),
             ("audit", object("The audit log (hash-chained JSON lines)", &[
                 ("path", string("The log file")),
