@@ -69,7 +69,25 @@ pub struct ResolvedCredentials {
     pub access_key_id: String,
     pub secret_access_key: Secret,
     pub session_token: Option<Secret>,
+    /// An IBM Cloud IAM access token: sent as `Authorization: Bearer`
+    /// instead of a SigV4 signature (the keys above are then empty).
+    pub bearer: Option<Secret>,
 }
+
+impl ResolvedCredentials {
+    /// Credentials that are one bearer token.
+    pub fn bearer(token: Secret) -> Self {
+        ResolvedCredentials {
+            access_key_id: String::new(),
+            secret_access_key: Secret::new(String::new()),
+            session_token: None,
+            bearer: Some(token),
+        }
+    }
+}
+
+/// The IBM Cloud IAM token endpoint used when `token_url` is not set.
+pub const IBM_IAM_TOKEN_URL: &str = "https://iam.cloud.ibm.com/identity/token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -99,11 +117,18 @@ pub enum Source {
     },
 }
 
-/// An upstream's credentials: static keys, or a provider.
+/// An upstream's credentials: static keys, a provider, or an IBM Cloud
+/// API key exchanged for IAM tokens.
 #[derive(Debug, Clone)]
 pub enum CredentialSource {
     Static(ResolvedCredentials),
     Provider(Source),
+    IbmIam {
+        api_key: Secret,
+        token_url: Endpoint,
+        /// The path (and query) of the token URL.
+        token_path: String,
+    },
 }
 
 /// A checked upstream, defaults applied.
@@ -130,6 +155,8 @@ pub struct UpstreamConfig {
     pub versioning: bool,
     pub dualstack: bool,
     pub fips: bool,
+    /// COS: `ibm-service-instance-id` on CreateBucket and ListBuckets.
+    pub service_instance_id: Option<String>,
     /// Bucket names on this upstream that are access point or Outposts
     /// ARNs (bucket targets, the ownership store's bucket), parsed.
     pub access_points: BTreeMap<String, Arn>,

@@ -349,3 +349,62 @@ fn reaper_mistakes_are_reported() {
         .iter()
         .any(|w| w.to_string().contains("no reaper runs")));
 }
+
+#[test]
+fn cos_iam_credentials_and_service_instance() {
+    let cos = GOOD.replace(
+        "    kind: s3-compatible\n    endpoint: http://127.0.0.1:3900\n    region: garage\n    credentials: { access_key_id: GK1, secret_access_key: x }\n",
+        "    kind: cos\n    endpoint: https://s3.eu-de.cloud-object-storage.appdomain.cloud\n    service_instance_id: crn-1\n    credentials: { ibm_iam: { api_key: k3y } }\n",
+    );
+    let c = parse(Path::new("g.yaml"), &cos).unwrap();
+    let up = &c.upstreams["lab"];
+    assert_eq!(up.service_instance_id.as_deref(), Some("crn-1"));
+    match &up.credentials {
+        CredentialSource::IbmIam {
+            api_key,
+            token_url,
+            token_path,
+        } => {
+            assert_eq!(api_key.expose(), "k3y");
+            assert_eq!(
+                (token_url.tls, token_url.host.as_str(), token_path.as_str()),
+                (true, "iam.cloud.ibm.com", "/identity/token")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        c.warnings.iter().all(|w| !w.to_string().contains("k3y")),
+        "the key is redacted in warnings"
+    );
+    let test_url = cos.replace(
+        "api_key: k3y }",
+        "api_key: k3y, token_url: \"http://127.0.0.1:8181/identity/token\" }",
+    );
+    let c = parse(Path::new("g.yaml"), &test_url).unwrap();
+    assert!(matches!(&c.upstreams["lab"].credentials,
+        CredentialSource::IbmIam { token_url, token_path, .. }
+            if !token_url.tls && token_url.port == 8181 && token_path == "/identity/token"));
+    // IAM keys and the instance header are COS things.
+    let wrong = GOOD.replace(
+        "    credentials: { access_key_id: GK1, secret_access_key: x }\n",
+        "    service_instance_id: crn-1\n    credentials: { ibm_iam: { api_key: k3y, token_url: \"ftp://x\" } }\n",
+    );
+    let errs = parse(Path::new("g.yaml"), &wrong).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("ibm_iam credentials are for kind cos only")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("service_instance_id is for kind cos only")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("`ftp://x` is not an http(s) URL")),
+        "{text:#?}"
+    );
+}

@@ -61,6 +61,10 @@ fn defs() -> Value {
                     ("secret_access_key", secret("Secret access key")),
                     ("session_token", secret("Session token")),
                 ], &["access_key_id", "secret_access_key"]),
+                object("IBM Cloud IAM (kind cos): an API key exchanged for bearer tokens", &[("ibm_iam", object("IAM API key exchange", &[
+                    ("api_key", secret("IBM Cloud API key")),
+                    ("token_url", string("IAM token endpoint (default https://iam.cloud.ibm.com/identity/token)")),
+                ], &["api_key"]))], &["ibm_iam"]),
             ],
         },
         "upstream": object("An S3 store requests go to", &[
@@ -75,6 +79,7 @@ fn defs() -> Value {
             ("versioning", boolean("Whether the store keeps object versions (default: true for aws, cos, outposts)")),
             ("dualstack", boolean("Use the dual-stack endpoint (aws)")),
             ("fips", boolean("Use the FIPS endpoint (aws)")),
+            ("service_instance_id", string("COS service instance (CRN or GUID), sent as ibm-service-instance-id on CreateBucket and ListBuckets")),
         ], &["kind", "credentials"]),
         "bucket": object("A client-visible bucket and its rules", &[
             ("upstream", string("The upstream it goes to")),
