@@ -120,8 +120,9 @@ impl IbmIam {
             if now < t.stale_at() {
                 if now >= t.refresh_at() && !self.refreshing.swap(true, Ordering::SeqCst) {
                     let me = self.clone();
+                    let current = t.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = me.refresh(None).await {
+                        if let Err(e) = me.refresh(current).await {
                             tracing::warn!(upstream = %me.upstream, "IAM token refresh failed, keeping the current token: {}", e.message);
                         }
                         me.refreshing.store(false, Ordering::SeqCst);
@@ -130,26 +131,40 @@ impl IbmIam {
                 return Ok(ResolvedCredentials::bearer(t.token.clone()));
             }
         }
-        let seen = self.cached();
-        let t = self.refresh(seen).await?;
+        let t = match self.cached() {
+            Some(seen) => self.refresh(seen).await?,
+            None => self.first().await?,
+        };
         Ok(ResolvedCredentials::bearer(t.token.clone()))
     }
 
-    /// Exchange the key, unless another exchange already replaced `seen`.
-    async fn refresh(&self, seen: Option<Arc<Token>>) -> Result<Arc<Token>, S3Error> {
+    /// The first token (requests that arrive together share one exchange).
+    async fn first(&self) -> Result<Arc<Token>, S3Error> {
+        let _one = self.exchange.lock().await;
+        match self.cached() {
+            Some(t) if SystemTime::now() < t.stale_at() => Ok(t),
+            _ => Ok(self.store(self.exchange_key().await?)),
+        }
+    }
+
+    /// Replace `seen` with a new token, unless another exchange already did.
+    async fn refresh(&self, seen: Arc<Token>) -> Result<Arc<Token>, S3Error> {
         let _one = self.exchange.lock().await;
         if let Some(t) = self.cached() {
-            let replaced = seen.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &t));
-            if replaced && SystemTime::now() < t.stale_at() {
+            if !Arc::ptr_eq(&seen, &t) && SystemTime::now() < t.stale_at() {
                 return Ok(t);
             }
         }
-        let t = Arc::new(self.exchange_key().await?);
+        Ok(self.store(self.exchange_key().await?))
+    }
+
+    fn store(&self, t: Token) -> Arc<Token> {
+        let t = Arc::new(t);
         tracing::debug!(upstream = %self.upstream, lifetime = ?t.lifetime(), "IAM token obtained");
         if let Ok(mut g) = self.cache.write() {
             *g = Some(t.clone());
         }
-        Ok(t)
+        t
     }
 
     fn failed(&self, why: impl std::fmt::Display) -> S3Error {

@@ -37,7 +37,7 @@ from botocore.credentials import Credentials
 GRANT = "urn:ibm:params:oauth:grant-type:apikey"
 LOCK = threading.Lock()
 TOKENS = {}  # token -> (issue number, monotonic expiry)
-STATS = {"exchanges": 0, "refused": 0}
+STATS = {"exchanges": 0, "refused": 0, "issued_at": []}  # issue times: monotonic seconds
 SEEN = []
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 
@@ -94,6 +94,7 @@ class Iam(http.server.BaseHTTPRequestHandler):
         token = "eyJ" + secrets.token_urlsafe(24)
         with LOCK:
             STATS["exchanges"] += 1
+            STATS["issued_at"].append(time.monotonic())
             TOKENS[token] = (STATS["exchanges"], time.monotonic() + self.expires_in)
         body = {"access_token": token, "refresh_token": "not_supported", "token_type": "Bearer",
                 "expires_in": self.expires_in, "expiration": int(time.time()) + self.expires_in,
