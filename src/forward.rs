@@ -10,7 +10,7 @@ use pingora::http::RequestHeader;
 use crate::context::RequestCtx;
 use crate::resign::sign_request;
 use crate::s3::uri::{encode_component, encode_path};
-use crate::s3::{err, S3ErrorCode, S3Result};
+use crate::s3::{err, Operation, S3ErrorCode, S3Result};
 
 /// Headers of the client's own authentication and framing, never forwarded.
 const CLIENT_ONLY: &[&str] = &[
@@ -126,6 +126,14 @@ pub fn rewrite(
                 req.remove_header("x-amz-sdk-checksum-algorithm");
             }
         }
+    }
+    // COS names the service instance a new bucket belongs to, and whose
+    // buckets a listing shows, by this header (IAM tokens span instances).
+    if let (Some(id), Operation::CreateBucket | Operation::ListBuckets) =
+        (&up.service_instance_id, &request.op)
+    {
+        req.insert_header("ibm-service-instance-id", id.as_str())
+            .map_err(bad_header)?;
     }
     if let Some(owner) = &ctx.decided.inject_owner {
         req.insert_header("x-amz-expected-bucket-owner", owner.as_str())

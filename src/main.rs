@@ -104,6 +104,17 @@ enum AuditCommand {
     /// (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`), and that the newest
     /// file reaches the record its head (`audit.jsonl.head`) names.
     Verify { files: Vec<PathBuf> },
+    /// Write audit files (oldest first) as CloudTrail S3 data-event
+    /// records, one JSON object per line, to standard output.
+    Export {
+        #[arg(long, value_parser = ["cloudtrail"])]
+        format: String,
+        /// `awsRegion` of the records (the gateway's `region`).
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -136,6 +147,14 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { files },
         } => audit_verify(&files),
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    format: _,
+                    region,
+                    files,
+                },
+        } => audit_export(&files, &region),
         Command::Health { address, path } => health(&address, &path),
         Command::Replay {
             config,
@@ -311,6 +330,31 @@ fn audit_verify(files: &[PathBuf]) -> ExitCode {
     } else {
         println!("{} record(s) verified before the first problem", r.records);
         ExitCode::from(1)
+    }
+}
+
+/// The only format is `cloudtrail` (clap refuses others).
+fn audit_export(files: &[PathBuf], region: &str) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match s3gate::audit::export::export(files, region, &mut out) {
+        Ok(r) => {
+            for s in &r.skipped {
+                eprintln!(
+                    "SKIPPED {s}: not a record (torn line?); `s3gate audit verify` tells more"
+                );
+            }
+            if let Err(e) = std::io::Write::flush(&mut out) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            eprintln!("exported {} record(s)", r.records);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

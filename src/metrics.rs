@@ -75,6 +75,14 @@ pub struct Metrics {
     /// Audit records not written on purpose, by reason (`rate_limited`).
     pub audit_dropped: Counter,
     pub in_flight: AtomicI64,
+    /// The reaper (`multipart.reaper`): uploads it aborted, the bytes their
+    /// parts held, aborts another replica (or a client) got to first, the
+    /// ownership records it removed (all by bucket), and its rounds.
+    pub reaper_reaped: Counter,
+    pub reaper_bytes_freed: Counter,
+    pub reaper_duplicates: Counter,
+    pub reaper_records_removed: Counter,
+    pub reaper_runs: Counter,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
 }
@@ -200,6 +208,7 @@ impl Metrics {
                 "s3gate_audit_records_dropped_total{{reason=\"rate_limited\"}} 0"
             );
         }
+        self.render_reaper(&mut out);
         let _ = writeln!(out, "# HELP s3gate_policy_reloads_total Policy reloads by result.\n# TYPE s3gate_policy_reloads_total counter");
         let _ = writeln!(
             out,
@@ -213,6 +222,46 @@ impl Metrics {
         );
         let _ = writeln!(out, "# HELP s3gate_in_flight_requests Requests being served now.\n# TYPE s3gate_in_flight_requests gauge\ns3gate_in_flight_requests {}", self.in_flight.load(Ordering::Relaxed));
         out
+    }
+}
+
+impl Metrics {
+    fn render_reaper(&self, out: &mut String) {
+        counter(
+            out,
+            "s3gate_reaper_uploads_reaped_total",
+            "Expired multipart uploads the reaper aborted, by bucket.",
+            &["bucket"],
+            &self.reaper_reaped,
+        );
+        counter(
+            out,
+            "s3gate_reaper_bytes_freed_total",
+            "Bytes of the parts of the uploads the reaper aborted (from ListParts), by bucket.",
+            &["bucket"],
+            &self.reaper_bytes_freed,
+        );
+        counter(
+            out,
+            "s3gate_reaper_duplicates_total",
+            "Reaper aborts answered NoSuchUpload (another replica or a client aborted first), by bucket.",
+            &["bucket"],
+            &self.reaper_duplicates,
+        );
+        counter(
+            out,
+            "s3gate_reaper_ownership_records_removed_total",
+            "Ownership records the reaper removed because their upload no longer exists, by bucket.",
+            &["bucket"],
+            &self.reaper_records_removed,
+        );
+        counter(
+            out,
+            "s3gate_reaper_runs_total",
+            "Reaper rounds by result (ok, error, standby: another replica holds the lease).",
+            &["result"],
+            &self.reaper_runs,
+        );
     }
 }
 

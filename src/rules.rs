@@ -83,6 +83,7 @@ mod tests {
             expected_bucket_owner: owner_rule,
             request_payer: payer,
             cors: None,
+            abort_incomplete_after: None,
         }
     }
 

@@ -134,10 +134,27 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             sockets,
         });
     }
+    if let Some(reaper) = &state.reaper {
+        server.add_service(pingora::services::background::background_service(
+            "reaper",
+            ReaperService(reaper.clone()),
+        ));
+    }
     let listeners = addresses.len() + usize::from(state.config.admin.is_some());
     warn_if_too_few_files(limits.max_connections.saturating_mul(listeners));
     drain_on_sigterm(server.watch_execution_phase(), state.audit.clone());
     server.run_forever();
+}
+
+/// The reaper on a runtime of its own (a pingora background service,
+/// one thread), stopped by pingora's shutdown signal.
+struct ReaperService(Arc<crate::multipart::reaper::Reaper>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for ReaperService {
+    async fn start(&self, shutdown: pingora::server::ShutdownWatch) {
+        self.0.run(shutdown).await;
+    }
 }
 
 /// The read buffer in front of each client socket. pingora's default (64

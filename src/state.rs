@@ -10,6 +10,7 @@ use crate::decision_log::DecisionLog;
 use crate::multipart::abort::AbortSettings;
 use crate::multipart::inflight::InFlight;
 use crate::multipart::ownership::{Backend, Ownership};
+use crate::multipart::reaper::{Job, Reaper};
 use crate::multipart::reserved::Reserved;
 use crate::policy::reload::PolicyStore;
 use crate::policy::PolicySet;
@@ -34,6 +35,8 @@ pub struct GatewayState {
     pub decision_log: Option<DecisionLog>,
     /// The ownership store's bucket and prefix, never served to clients.
     pub reserved: Option<Reserved>,
+    /// The reaper of expired uploads (`multipart.reaper`), started by `serve`.
+    pub reaper: Option<Arc<Reaper>>,
 }
 
 /// Why the gateway's state could not be built from a checked config.
@@ -88,6 +91,8 @@ impl GatewayState {
             .as_ref()
             .map(|a| Arc::new(AuditLog::open(a, &config.gateway_name)));
         let decision_log = config.decision_log.as_ref().map(DecisionLog::open);
+        let inflight = Arc::new(InFlight::default());
+        let reaper = reaper(&config, &router, &client, &ownership, &inflight, &audit);
         Ok(GatewayState {
             config,
             principals,
@@ -96,13 +101,64 @@ impl GatewayState {
             mode,
             client,
             ownership,
-            inflight: Arc::new(InFlight::default()),
+            inflight,
             abort,
             audit,
             decision_log,
             reserved,
+            reaper,
         })
     }
+}
+
+/// The reaper, when `multipart.reaper` is set and some bucket has an age
+/// limit. With a state bucket, replicas share a lease there.
+fn reaper(
+    config: &Config,
+    router: &Router,
+    client: &Arc<UpstreamClient>,
+    ownership: &Arc<Ownership>,
+    inflight: &Arc<InFlight>,
+    audit: &Option<Arc<AuditLog>>,
+) -> Option<Arc<Reaper>> {
+    let every = config.multipart.reaper.as_ref()?.every;
+    let jobs: Vec<Job> = config
+        .reaped_buckets()
+        .into_iter()
+        .filter_map(|(bucket, limit, rule)| {
+            let route = router.route(&bucket).ok()?;
+            Some(Job {
+                bucket,
+                route,
+                limit,
+                rule,
+            })
+        })
+        .collect();
+    if jobs.is_empty() {
+        return None;
+    }
+    let lease = ownership.state_bucket().map(|(upstream, bucket, prefix)| {
+        let ttl = (every * 3).max(std::time::Duration::from_secs(3));
+        crate::multipart::lease::Lease::new(
+            upstream.clone(),
+            bucket,
+            prefix,
+            &config.gateway_name,
+            ttl,
+        )
+    });
+    Some(Arc::new(Reaper {
+        jobs,
+        every,
+        client: client.clone(),
+        ownership: ownership.clone(),
+        inflight: inflight.clone(),
+        audit: audit.clone(),
+        abort: config.multipart.abort.clone(),
+        lease,
+        config_file: config.file.display().to_string(),
+    }))
 }
 
 pub fn principal_names(config: &Config) -> Vec<String> {

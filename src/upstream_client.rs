@@ -12,7 +12,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 
 use crate::auth::crypto::sha256_hex;
-use crate::config::Timeouts;
+use crate::config::{ResolvedCredentials, Timeouts};
 use crate::resign::sign_request;
 use crate::route::Upstream;
 use crate::s3::uri::encode_component;
@@ -90,6 +90,18 @@ impl UpstreamClient {
     }
 
     pub async fn send(&self, up: &Upstream, call: Call<'_>) -> Result<Reply, S3Error> {
+        let credentials = up.credentials.get().await?;
+        let req = Self::prepare(up, &call, &credentials)?;
+        self.send_prepared(up, call.bucket, req, call.body).await
+    }
+
+    /// The request header of `call`, addressed and signed with
+    /// `credentials` (sync, so a flow can sign each attempt afresh).
+    pub fn prepare(
+        up: &Upstream,
+        call: &Call<'_>,
+        credentials: &ResolvedCredentials,
+    ) -> Result<RequestHeader, S3Error> {
         let bad_gateway = |what: &str, e: &dyn std::fmt::Display| {
             err(
                 S3ErrorCode::BadGateway,
@@ -124,10 +136,9 @@ impl UpstreamClient {
         set(&mut req, "host", host.clone())?;
         set(&mut req, "x-amz-content-sha256", hash.clone())?;
         set(&mut req, "content-length", call.body.len().to_string())?;
-        for (n, v) in call.headers {
-            set(&mut req, n, v)?;
+        for (n, v) in &call.headers {
+            set(&mut req, n, v.clone())?;
         }
-        let credentials = up.credentials.get().await?;
         let scheme = if up.endpoint.tls { "https" } else { "http" };
         let uri = format!("{scheme}://{host}{path_and_query}");
         let (region, service) = up.signing(call.bucket);
@@ -139,13 +150,13 @@ impl UpstreamClient {
             &crate::resign::SignFor {
                 region: &region,
                 service,
-                credentials: &credentials,
+                credentials,
             },
             SystemTime::now(),
         )? {
             set(&mut req, n, v)?;
         }
-        self.send_prepared(up, call.bucket, req, call.body).await
+        Ok(req)
     }
 
     /// Send a bodiless request header that is already addressed and

@@ -69,6 +69,7 @@ pub fn route(d: &Decider<'_>, req: &S3Request) -> S3Result<Routed> {
                 expected_bucket_owner: Default::default(),
                 request_payer: Default::default(),
                 cors: None,
+                abort_incomplete_after: None,
             }),
         });
         return Ok(Routed {

@@ -11,6 +11,7 @@
 //! signatures must not fill the disk nor drown the ledger).
 
 mod error;
+pub mod export;
 pub mod head;
 mod rate;
 pub mod record;

@@ -304,7 +304,7 @@ async fn torn_line_is_survived_and_rotation_keeps_one_chain() {
         &cfg(
             &p,
             Some(RotateConfig {
-                max_bytes: 1200,
+                max_bytes: 1300,
                 keep: 5,
             }),
         ),

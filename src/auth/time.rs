@@ -32,6 +32,16 @@ pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
         .map(|s| UNIX_EPOCH + Duration::from_secs(s))
 }
 
+/// Parse RFC 3339 UTC as S3 lists it (`2010-11-10T20:48:33.000Z`);
+/// fractions of a second are dropped.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let body = s.strip_suffix('Z')?;
+    let whole = body.split('.').next()?;
+    let compact: String = whole.chars().filter(|c| *c != '-' && *c != ':').collect();
+    parse_amz_date(&format!("{compact}Z"))
+}
+
 /// Format as `YYYYMMDDTHHMMSSZ`.
 pub fn format_amz_date(t: SystemTime) -> String {
     let secs = t
@@ -114,6 +124,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_s3_listing_dates() {
+        let t = parse_rfc3339("2010-11-10T20:48:33.000Z").unwrap();
+        assert_eq!(format_rfc3339(t, false), "2010-11-10T20:48:33Z");
+        assert_eq!(parse_rfc3339("2010-11-10T20:48:33Z"), Some(t));
+        assert_eq!(parse_rfc3339("2010-11-10 20:48:33"), None);
+        assert_eq!(parse_rfc3339("2010-11-10T20:48:33+01:00"), None);
+    }
 
     #[test]
     fn round_trips() {

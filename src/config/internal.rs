@@ -72,7 +72,25 @@ pub struct ResolvedCredentials {
     pub access_key_id: String,
     pub secret_access_key: Secret,
     pub session_token: Option<Secret>,
+    /// An IBM Cloud IAM access token: sent as `Authorization: Bearer`
+    /// instead of a SigV4 signature (the keys above are then empty).
+    pub bearer: Option<Secret>,
 }
+
+impl ResolvedCredentials {
+    /// Credentials that are one bearer token.
+    pub fn bearer(token: Secret) -> Self {
+        ResolvedCredentials {
+            access_key_id: String::new(),
+            secret_access_key: Secret::new(String::new()),
+            session_token: None,
+            bearer: Some(token),
+        }
+    }
+}
+
+/// The IBM Cloud IAM token endpoint used when `token_url` is not set.
+pub const IBM_IAM_TOKEN_URL: &str = "https://iam.cloud.ibm.com/identity/token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -102,11 +120,18 @@ pub enum Source {
     },
 }
 
-/// An upstream's credentials: static keys, or a provider.
+/// An upstream's credentials: static keys, a provider, or an IBM Cloud
+/// API key exchanged for IAM tokens.
 #[derive(Debug, Clone)]
 pub enum CredentialSource {
     Static(ResolvedCredentials),
     Provider(Source),
+    IbmIam {
+        api_key: Secret,
+        token_url: Endpoint,
+        /// The path (and query) of the token URL.
+        token_path: String,
+    },
 }
 
 /// A checked upstream, defaults applied.
@@ -133,6 +158,8 @@ pub struct UpstreamConfig {
     pub versioning: bool,
     pub dualstack: bool,
     pub fips: bool,
+    /// COS: `ibm-service-instance-id` on CreateBucket and ListBuckets.
+    pub service_instance_id: Option<String>,
     /// Bucket names on this upstream that are access point or Outposts
     /// ARNs (bucket targets, the ownership store's bucket), parsed.
     pub access_points: BTreeMap<String, Arn>,
@@ -176,6 +203,24 @@ pub struct BucketConfig {
     /// upstream bucket's own CORS configuration).
     #[serde(default)]
     pub cors: Option<Vec<super::cors::CorsRule>>,
+    /// The reaper aborts this bucket's incomplete multipart uploads
+    /// initiated longer ago than this (overrides
+    /// `multipart.abort_incomplete_after`).
+    #[serde(default, deserialize_with = "duration_text")]
+    pub abort_incomplete_after: Option<Duration>,
+}
+
+/// A duration as written (`3s`, `30m`, `7d`), read once.
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    super::limits::parse_duration(&text)
+        .filter(|d| !d.is_zero())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "abort_incomplete_after `{text}` is not a duration (like 3s, 30m, 12h, 7d)"
+            ))
+        })
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -231,10 +276,47 @@ impl Default for AbortSettings {
     }
 }
 
+/// `multipart.reaper`: how often the reaper looks for expired uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaperSettings {
+    pub every: Duration,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MultipartConfig {
     pub ownership: OwnershipStore,
     pub abort: AbortSettings,
+    /// The default age after which incomplete uploads of named buckets are
+    /// aborted by the reaper (a bucket's own `abort_incomplete_after` wins).
+    pub abort_incomplete_after: Option<Duration>,
+    /// None: no reaper runs.
+    pub reaper: Option<ReaperSettings>,
+}
+
+impl Config {
+    /// The buckets the reaper looks at: named buckets (the catch-all has no
+    /// list of names) with an age limit, their own or the default. Returns
+    /// (bucket, limit, where the limit is written).
+    pub fn reaped_buckets(&self) -> Vec<(String, Duration, String)> {
+        self.buckets
+            .iter()
+            .filter(|(name, _)| name.as_str() != "*")
+            .filter_map(|(name, b)| match b.abort_incomplete_after {
+                Some(d) => Some((
+                    name.clone(),
+                    d,
+                    format!("buckets.{name}.abort_incomplete_after"),
+                )),
+                None => self.multipart.abort_incomplete_after.map(|d| {
+                    (
+                        name.clone(),
+                        d,
+                        "multipart.abort_incomplete_after".to_string(),
+                    )
+                }),
+            })
+            .collect()
+    }
 }
 
 /// Events the audit ledger can record.

@@ -72,7 +72,7 @@ pub struct LimitsConfig {
     pub idle_timeout: Option<Value>,
 }
 
-/// `250ms`, `10s`, `2m`, `1h`; a bare number is seconds.
+/// `250ms`, `10s`, `2m`, `1h`, `7d`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -83,6 +83,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "" | "s" => n.checked_mul(1000)?,
         "m" => n.checked_mul(60_000)?,
         "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
         _ => return None,
     };
     Some(Duration::from_millis(ms))

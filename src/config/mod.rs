@@ -80,6 +80,7 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         buckets::buckets(&mut cx, get("buckets"), &declared, &upstreams.kinds);
     let policies = sections::policies(&mut cx, file, get("policies"));
     let (multipart, state_bucket_arn) = sections::multipart(&mut cx, get("multipart"), &declared);
+    reaper_checks(&mut cx, &buckets, &multipart);
     let audit = sections::audit(&mut cx, get("audit"));
     let decision_log = sections::decision_log(&mut cx, get("decision_log"));
     let admin = sections::admin(&mut cx, get("admin"));
@@ -126,6 +127,31 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<ConfigError>> {
         shutdown_grace: std::time::Duration::from_secs(shutdown_grace_secs),
         warnings: cx.warnings,
     })
+}
+
+/// The reaper's limits need a reaper, and names to list.
+fn reaper_checks(
+    cx: &mut Ctx<'_>,
+    buckets: &std::collections::BTreeMap<String, BucketConfig>,
+    multipart: &MultipartConfig,
+) {
+    if buckets
+        .get("*")
+        .is_some_and(|b| b.abort_incomplete_after.is_some())
+    {
+        cx.error(
+            &[k("buckets"), k("*"), k("abort_incomplete_after")],
+            "buckets.\"*\": the catch-all has no list of buckets to reap; set abort_incomplete_after on named buckets (or multipart.abort_incomplete_after for all of them)",
+        );
+    }
+    let limited = multipart.abort_incomplete_after.is_some()
+        || buckets.values().any(|b| b.abort_incomplete_after.is_some());
+    if limited && multipart.reaper.is_none() {
+        cx.warn(
+            &[k("multipart")],
+            "abort_incomplete_after is set but no reaper runs: add `multipart.reaper: { every: 1h }`",
+        );
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,15 @@ pub struct AssumeRoleConfig {
     pub source: Option<String>,
 }
 
+/// `ibm_iam`: an IBM Cloud API key exchanged for IAM bearer tokens (kind cos).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IbmIamConfig {
+    pub api_key: SecretSource,
+    #[serde(default)]
+    pub token_url: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum CredentialsConfig {
@@ -64,6 +73,9 @@ pub enum CredentialsConfig {
     Named(String),
     AssumeRole {
         assume_role: AssumeRoleConfig,
+    },
+    IbmIam {
+        ibm_iam: IbmIamConfig,
     },
     Static(StaticCredentials),
 }
@@ -106,6 +118,10 @@ pub struct UpstreamConfig {
     pub dualstack: bool,
     #[serde(default)]
     pub fips: bool,
+    /// COS: the service instance sent as `ibm-service-instance-id` on
+    /// CreateBucket and ListBuckets.
+    #[serde(default)]
+    pub service_instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +154,18 @@ pub struct MultipartConfig {
     pub ownership: Option<OwnershipConfig>,
     #[serde(default)]
     pub abort: Option<AbortConfig>,
+    /// Default age limit of incomplete uploads (`7d`), for the reaper.
+    #[serde(default)]
+    pub abort_incomplete_after: Option<String>,
+    #[serde(default)]
+    pub reaper: Option<ReaperConfig>,
+}
+
+/// `multipart.reaper`: the background task that aborts expired uploads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaperConfig {
+    pub every: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

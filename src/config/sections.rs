@@ -14,7 +14,7 @@ use super::limits::parse_duration;
 use super::locate::Step;
 use super::{
     raw, AbortSettings, AdminConfig, Arn, AuditConfig, AuditEvent, DecisionLogConfig, Fsync,
-    Listener, MultipartConfig, OnFailure, OwnershipStore, PoliciesConfig, Timeouts,
+    Listener, MultipartConfig, OnFailure, OwnershipStore, PoliciesConfig, ReaperSettings, Timeouts,
     DEFAULT_OWNERSHIP_PREFIX,
 };
 
@@ -174,6 +174,27 @@ pub(super) fn multipart(
             verify: a.verify.unwrap_or(d.verify),
             max_attempts: a.max_attempts.unwrap_or(d.max_attempts).max(1),
         };
+    }
+    let mut positive = |field: &[&str], text: &str| {
+        let path: Vec<Step> = field.iter().map(|f| k(f)).collect();
+        let d = parse_duration(text).filter(|d| !d.is_zero());
+        if d.is_none() {
+            cx.error(
+                &path,
+                format!(
+                    "{} `{text}` is not a duration (like 1s, 30m, 12h, 7d)",
+                    field.join(".")
+                ),
+            );
+        }
+        d
+    };
+    if let Some(text) = &m.abort_incomplete_after {
+        out.abort_incomplete_after = positive(&["multipart", "abort_incomplete_after"], text);
+    }
+    if let Some(r) = &m.reaper {
+        out.reaper = positive(&["multipart", "reaper", "every"], &r.every)
+            .map(|every| ReaperSettings { every });
     }
     (out, arn)
 }

@@ -280,3 +280,131 @@ fn enum_like_options_report_their_spelling() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn reaper_limits_per_bucket_and_by_default() {
+    let text = GOOD.replace(
+        "    target: real-data\n",
+        "    target: real-data\n    abort_incomplete_after: 7d\n  logs: { upstream: lab }\n  \"*\": { upstream: lab }\nmultipart:\n  abort_incomplete_after: 36h\n  reaper: { every: 10m }\n",
+    );
+    let c = parse(Path::new("g.yaml"), &text).unwrap();
+    assert_eq!(
+        c.multipart.reaper,
+        Some(ReaperSettings {
+            every: std::time::Duration::from_secs(600)
+        })
+    );
+    let reaped = c.reaped_buckets();
+    let day = 86_400;
+    assert_eq!(
+        reaped,
+        vec![
+            (
+                "data".to_string(),
+                std::time::Duration::from_secs(7 * day),
+                "buckets.data.abort_incomplete_after".to_string()
+            ),
+            (
+                "logs".to_string(),
+                std::time::Duration::from_secs(36 * 3600),
+                "multipart.abort_incomplete_after".to_string()
+            ),
+        ],
+        "the catch-all has no names to list"
+    );
+}
+
+#[test]
+fn reaper_mistakes_are_reported() {
+    let text = GOOD.replace(
+        "    target: real-data\n",
+        "    target: real-data\n    abort_incomplete_after: soon\n  \"*\": { upstream: lab, abort_incomplete_after: 1d }\nmultipart:\n  reaper: { every: 0s }\n",
+    );
+    let errs = parse(Path::new("g.yaml"), &text).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 3, "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("abort_incomplete_after `soon` is not a duration")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("the catch-all has no list of buckets")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("multipart.reaper.every `0s`")),
+        "{text:#?}"
+    );
+    // A limit without a reaper works but deserves a warning.
+    let quiet = GOOD.replace(
+        "    target: real-data\n",
+        "    target: real-data\n    abort_incomplete_after: 1d\n",
+    );
+    let c = parse(Path::new("g.yaml"), &quiet).unwrap();
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.to_string().contains("no reaper runs")));
+}
+
+#[test]
+fn cos_iam_credentials_and_service_instance() {
+    let cos = GOOD.replace(
+        "    kind: s3-compatible\n    endpoint: http://127.0.0.1:3900\n    region: garage\n    credentials: { access_key_id: GK1, secret_access_key: x }\n",
+        "    kind: cos\n    endpoint: https://s3.eu-de.cloud-object-storage.appdomain.cloud\n    service_instance_id: crn-1\n    credentials: { ibm_iam: { api_key: k3y } }\n",
+    );
+    let c = parse(Path::new("g.yaml"), &cos).unwrap();
+    let up = &c.upstreams["lab"];
+    assert_eq!(up.service_instance_id.as_deref(), Some("crn-1"));
+    match &up.credentials {
+        CredentialSource::IbmIam {
+            api_key,
+            token_url,
+            token_path,
+        } => {
+            assert_eq!(api_key.expose(), "k3y");
+            assert_eq!(
+                (token_url.tls, token_url.host.as_str(), token_path.as_str()),
+                (true, "iam.cloud.ibm.com", "/identity/token")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        c.warnings.iter().all(|w| !w.to_string().contains("k3y")),
+        "the key is redacted in warnings"
+    );
+    let test_url = cos.replace(
+        "api_key: k3y }",
+        "api_key: k3y, token_url: \"http://127.0.0.1:8181/identity/token\" }",
+    );
+    let c = parse(Path::new("g.yaml"), &test_url).unwrap();
+    assert!(matches!(&c.upstreams["lab"].credentials,
+        CredentialSource::IbmIam { token_url, token_path, .. }
+            if !token_url.tls && token_url.port == 8181 && token_path == "/identity/token"));
+    // IAM keys and the instance header are COS things.
+    let wrong = GOOD.replace(
+        "    credentials: { access_key_id: GK1, secret_access_key: x }\n",
+        "    service_instance_id: crn-1\n    credentials: { ibm_iam: { api_key: k3y, token_url: \"ftp://x\" } }\n",
+    );
+    let errs = parse(Path::new("g.yaml"), &wrong).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("ibm_iam credentials are for kind cos only")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("service_instance_id is for kind cos only")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("`ftp://x` is not an http(s) URL")),
+        "{text:#?}"
+    );
+}

@@ -94,6 +94,20 @@ fn upstream(cx: &mut Ctx<'_>, name: &str, u: &raw::UpstreamConfig) -> Option<Ups
             ),
         );
     }
+    if u.kind != UpstreamKind::Cos {
+        if matches!(u.credentials, CredentialsConfig::IbmIam { .. }) {
+            cx.error(
+                &at("credentials"),
+                format!("upstreams.{name}: ibm_iam credentials are for kind cos only"),
+            );
+        }
+        if u.service_instance_id.is_some() {
+            cx.error(
+                &at("service_instance_id"),
+                format!("upstreams.{name}: service_instance_id is for kind cos only"),
+            );
+        }
+    }
     if (u.dualstack || u.fips) && u.kind != UpstreamKind::Aws {
         cx.error(
             &at("kind"),
@@ -115,8 +129,23 @@ fn upstream(cx: &mut Ctx<'_>, name: &str, u: &raw::UpstreamConfig) -> Option<Ups
         versioning: u.versioning.unwrap_or(u.kind != UpstreamKind::S3Compatible),
         dualstack: u.dualstack,
         fips: u.fips,
+        service_instance_id: u.service_instance_id.clone(),
         access_points: BTreeMap::new(),
     })
+}
+
+/// `http(s)://host[:port]/path` → the endpoint and the path.
+fn token_url(url: &str) -> Option<(Endpoint, String)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let scheme_len = url.len() - rest.len();
+    let endpoint = Endpoint::parse(&format!("{}{authority}", &url[..scheme_len])).ok()?;
+    Some((endpoint, path.to_string()))
 }
 
 fn credentials(cx: &mut Ctx<'_>, name: &str, c: &CredentialsConfig) -> Option<CredentialSource> {
@@ -141,7 +170,25 @@ fn credentials(cx: &mut Ctx<'_>, name: &str, c: &CredentialsConfig) -> Option<Cr
                 access_key_id: akid?.expose().to_string(),
                 secret_access_key: secret?,
                 session_token: token,
+                bearer: None,
             }))
+        }
+        CredentialsConfig::IbmIam { ibm_iam } => {
+            let url = ibm_iam
+                .token_url
+                .as_deref()
+                .unwrap_or(super::IBM_IAM_TOKEN_URL);
+            let parsed = token_url(url);
+            if parsed.is_none() {
+                cx.error(&at(&["ibm_iam", "token_url"]), format!("upstreams.{name}.credentials.ibm_iam.token_url: `{url}` is not an http(s) URL"));
+            }
+            let api_key = secrets::resolve(cx, &at(&["ibm_iam", "api_key"]), &ibm_iam.api_key);
+            let (token_url, token_path) = parsed?;
+            Some(CredentialSource::IbmIam {
+                api_key: api_key?,
+                token_url,
+                token_path,
+            })
         }
         CredentialsConfig::Named(n) if n == "aws-default-chain" => {
             Some(CredentialSource::Provider(Source::DefaultChain))

@@ -23,6 +23,7 @@ fn decide_and_log(log: &DecisionLog, n: usize) {
         expected_bucket_owner: Default::default(),
         request_payer: Default::default(),
         cors: None,
+        abort_incomplete_after: None,
     };
     let decision = Decision {
         effect: Effect::Allow,

@@ -345,6 +345,7 @@ pub fn event(
         duration_ms: ctx.started.elapsed().as_millis() as u64,
         truncated: None,
         suppressed: None,
+        reason: None,
         resolve_initiator,
     }
 }

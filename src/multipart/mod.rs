@@ -3,5 +3,8 @@
 
 pub mod abort;
 pub mod inflight;
+pub mod lease;
 pub mod ownership;
+pub mod reaper;
+mod reaper_audit;
 pub mod reserved;

@@ -195,6 +195,88 @@ impl Ownership {
         }
     }
 
+    /// The state bucket, when records are kept in one (the reaper keeps
+    /// its lease there).
+    pub fn state_bucket(&self) -> Option<(&Arc<Upstream>, &str, &str)> {
+        match &self.backend {
+            Backend::S3 {
+                upstream,
+                bucket,
+                prefix,
+            } => Some((upstream, bucket.as_str(), prefix.as_str())),
+            Backend::Memory => None,
+        }
+    }
+
+    /// Every record of `bucket` (for the reaper's sweep of records whose
+    /// upload is gone). The durable store is listed and each record read.
+    pub async fn records(&self, bucket: &str) -> Result<Vec<Record>, S3Error> {
+        let Backend::S3 {
+            upstream,
+            bucket: state,
+            prefix,
+        } = &self.backend
+        else {
+            return Ok(self
+                .cache
+                .iter()
+                .filter(|(_, r)| r.bucket == bucket)
+                .map(|(_, r)| (*r).clone())
+                .collect());
+        };
+        let folder = format!("{prefix}{bucket}/");
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2".to_string()), ("prefix", folder.clone())];
+            if let Some(t) = &token {
+                query.push(("continuation-token", t.clone()));
+            }
+            let call = Call {
+                method: "GET",
+                bucket: Some(state),
+                key: None,
+                query,
+                headers: vec![],
+                body: Bytes::new(),
+            };
+            let reply = self.client.send(upstream, call).await?;
+            if reply.status != 200 {
+                return Err(Self::store_error(
+                    "list records",
+                    format!("status {}", reply.status),
+                ));
+            }
+            names.extend(crate::s3::xml::all_text(&reply.body, "Key", usize::MAX));
+            let truncated = crate::s3::xml::first_text(&reply.body, "IsTruncated")
+                .is_some_and(|t| t.trim() == "true");
+            match crate::s3::xml::first_text(&reply.body, "NextContinuationToken") {
+                Some(t) if truncated && Some(&t) != token.as_ref() => token = Some(t),
+                _ => break,
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let call = Call {
+                method: "GET",
+                bucket: Some(state),
+                key: Some(&name),
+                query: vec![],
+                headers: vec![],
+                body: Bytes::new(),
+            };
+            let reply = self.client.send(upstream, call).await?;
+            if reply.status != 200 {
+                continue;
+            }
+            match serde_json::from_slice::<Record>(&reply.body) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(bucket, "unreadable ownership record skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn forget(&self, bucket: &str, upload_id: &str) {
         self.cache.invalidate(&cache_key(bucket, upload_id)).await;
         if let Backend::S3 {

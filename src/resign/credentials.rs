@@ -27,6 +27,8 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 pub enum UpstreamCredentials {
     Static(ResolvedCredentials),
     Dynamic(Arc<Dynamic>),
+    /// IBM Cloud IAM bearer tokens (COS).
+    IbmIam(Arc<super::ibm_iam::IbmIam>),
 }
 
 impl std::fmt::Debug for UpstreamCredentials {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for UpstreamCredentials {
         match self {
             UpstreamCredentials::Static(c) => write!(f, "Static({})", c.access_key_id),
             UpstreamCredentials::Dynamic(d) => write!(f, "Dynamic({:?})", d.source),
+            UpstreamCredentials::IbmIam(i) => write!(f, "{i:?}"),
         }
     }
 }
@@ -69,6 +72,7 @@ impl UpstreamCredentials {
         match self {
             UpstreamCredentials::Static(c) => Ok(c.clone()),
             UpstreamCredentials::Dynamic(d) => d.get().await,
+            UpstreamCredentials::IbmIam(i) => i.get().await,
         }
     }
 }
@@ -157,6 +161,7 @@ impl Dynamic {
             access_key_id: c.access_key_id().to_string(),
             secret_access_key: Secret::new(c.secret_access_key().to_string()),
             session_token: c.session_token().map(|t| Secret::new(t.to_string())),
+            bearer: None,
         };
         tracing::debug!(upstream = %self.upstream, expires = ?c.expiry(), "upstream credentials refreshed");
         if let Ok(mut g) = self.cache.write() {

@@ -16,6 +16,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::HeaderMap;
 
 pub mod credentials;
+pub mod ibm_iam;
 
 use crate::config::ResolvedCredentials;
 use crate::s3::{err, S3Error, S3ErrorCode};
@@ -58,6 +59,13 @@ pub fn sign_request(
     now: SystemTime,
 ) -> Result<Vec<(&'static str, String)>, S3Error> {
     let (region, service, credentials) = (to.region, to.service, to.credentials);
+    // IBM Cloud IAM (COS): a bearer token instead of a signature.
+    if let Some(token) = &credentials.bearer {
+        return Ok(vec![(
+            "authorization",
+            format!("Bearer {}", token.expose()),
+        )]);
+    }
     let fail = |what: &str| {
         err(
             S3ErrorCode::InternalError,

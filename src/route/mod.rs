@@ -37,6 +37,8 @@ pub struct Upstream {
     /// AWS dual-stack / FIPS endpoints.
     pub dualstack: bool,
     pub fips: bool,
+    /// COS: `ibm-service-instance-id` on CreateBucket and ListBuckets.
+    pub service_instance_id: Option<String>,
     /// Roots to trust for this upstream's TLS (`tls.ca_file`); None: the system's.
     pub ca: Option<Arc<pingora::protocols::tls::CaType>>,
     /// Bucket names that are access point or Outposts ARNs (parsed by the config).
@@ -225,6 +227,17 @@ impl Router {
                 CredentialSource::Provider(src) => {
                     UpstreamCredentials::dynamic(name, &u.region, src.clone())
                 }
+                CredentialSource::IbmIam {
+                    api_key,
+                    token_url,
+                    token_path,
+                } => UpstreamCredentials::IbmIam(Arc::new(crate::resign::ibm_iam::IbmIam::new(
+                    name,
+                    api_key.clone(),
+                    token_url.clone(),
+                    token_path.clone(),
+                    config.timeouts,
+                ))),
             };
             let ca = match &u.ca_file {
                 Some(f) => Some(load_ca(f).map_err(|source| RouterError::Ca {
@@ -250,6 +263,7 @@ impl Router {
                 ca,
                 dualstack: u.dualstack,
                 fips: u.fips,
+                service_instance_id: u.service_instance_id.clone(),
                 endpoint: u.endpoint.clone(),
                 access_points: u.access_points.clone(),
             };
@@ -327,12 +341,14 @@ mod tests {
                 access_key_id: "a".into(),
                 secret_access_key: crate::secret::Secret::new("s".into()),
                 session_token: None,
+                bearer: None,
             }),
             service: "s3",
             checksum_trailers: true,
             versioning: true,
             dualstack: false,
             fips: false,
+            service_instance_id: None,
             ca: None,
             access_points: BTreeMap::new(),
         };
@@ -366,12 +382,14 @@ mod tests {
                 access_key_id: "a".into(),
                 secret_access_key: crate::secret::Secret::new("s".into()),
                 session_token: None,
+                bearer: None,
             }),
             service: "s3-outposts",
             checksum_trailers: true,
             versioning: true,
             dualstack: false,
             fips: false,
+            service_instance_id: None,
             ca: None,
             access_points: BTreeMap::from([(arn.to_string(), Arn::parse(arn).unwrap())]),
         };

@@ -70,9 +70,75 @@ pub fn list_parts(xml: &[u8]) -> (Vec<u64>, bool) {
     (sizes, truncated)
 }
 
+/// One `<Upload>` of a ListMultipartUploadsResult.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// `Initiated` as written (RFC 3339).
+    pub initiated: String,
+}
+
+/// A page of ListMultipartUploads: the uploads, and the markers of the
+/// next page when the listing is truncated. None when the entries do not
+/// line up (an upload without its key, id or date).
+pub struct UploadsPage {
+    pub uploads: Vec<ListedUpload>,
+    pub next: Option<(String, String)>,
+}
+
+pub fn list_uploads(xml: &[u8]) -> Option<UploadsPage> {
+    let keys = all_text(xml, "Key", usize::MAX);
+    let ids = all_text(xml, "UploadId", usize::MAX);
+    let dates = all_text(xml, "Initiated", usize::MAX);
+    if keys.len() != ids.len() || ids.len() != dates.len() {
+        return None;
+    }
+    let uploads = keys
+        .into_iter()
+        .zip(ids)
+        .zip(dates)
+        .map(|((key, upload_id), initiated)| ListedUpload {
+            key,
+            upload_id,
+            initiated,
+        })
+        .collect();
+    let truncated = first_text(xml, "IsTruncated").is_some_and(|t| t.trim() == "true");
+    let next = match (
+        truncated,
+        first_text(xml, "NextKeyMarker"),
+        first_text(xml, "NextUploadIdMarker"),
+    ) {
+        (true, Some(k), id) => Some((k, id.unwrap_or_default())),
+        _ => None,
+    };
+    Some(UploadsPage { uploads, next })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_page_of_uploads() {
+        // The example of the ListMultipartUploads reference, shortened.
+        let x = br#"<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>bucket</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><NextKeyMarker>my-movie.m2ts</NextKeyMarker><NextUploadIdMarker>YW55IGlkZWEgd2h5IGVsdmluZydzIHVwbG9hZCBmYWlsZWQ</NextUploadIdMarker><MaxUploads>3</MaxUploads><IsTruncated>true</IsTruncated><Upload><Key>my-divisor</Key><UploadId>XMgbGlrZSBlbHZpbmcncyBub3QgaGF2aW5nIG11Y2ggbHVjaw</UploadId><Initiator><ID>arn:aws:iam::111122223333:user/user1-11111a31-17b5-4fb7-9df5-b111111f13de</ID><DisplayName>user1-11111a31-17b5-4fb7-9df5-b111111f13de</DisplayName></Initiator><StorageClass>STANDARD</StorageClass><Initiated>2010-11-10T20:48:33.000Z</Initiated></Upload><Upload><Key>my-movie.m2ts</Key><UploadId>YW55IGlkZWEgd2h5IGVsdmluZydzIHVwbG9hZCBmYWlsZWQ</UploadId><Initiated>2010-11-10T20:48:33.000Z</Initiated></Upload></ListMultipartUploadsResult>"#;
+        let page = list_uploads(x).unwrap();
+        assert_eq!(page.uploads.len(), 2);
+        assert_eq!(page.uploads[1].key, "my-movie.m2ts");
+        assert_eq!(page.uploads[0].initiated, "2010-11-10T20:48:33.000Z");
+        assert_eq!(
+            page.next,
+            Some((
+                "my-movie.m2ts".to_string(),
+                "YW55IGlkZWEgd2h5IGVsdmluZydzIHVwbG9hZCBmYWlsZWQ".to_string()
+            ))
+        );
+        let last = list_uploads(b"<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>").unwrap();
+        assert!(last.uploads.is_empty() && last.next.is_none());
+        assert!(list_uploads(b"<R><Upload><Key>k</Key></Upload></R>").is_none());
+    }
 
     #[test]
     fn reads_upload_id_and_parts() {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::{boolean, integer, object, one_of_strings, reference, string, DRAFT};
 use crate::config::AuditEvent;
 
-const DURATION: &str = "^[0-9]+ *(ms|s|m|h)?$";
+const DURATION: &str = "^[0-9]+ *(ms|s|m|h|d)?$";
 const SIZE: &str = "^[0-9]+ *([kKmM]([iI]?[bB])?|[bB])?$";
 
 fn secret(description: &str) -> Value {
@@ -61,6 +61,10 @@ fn defs() -> Value {
                     ("secret_access_key", secret("Secret access key")),
                     ("session_token", secret("Session token")),
                 ], &["access_key_id", "secret_access_key"]),
+                object("IBM Cloud IAM (kind cos): an API key exchanged for bearer tokens", &[("ibm_iam", object("IAM API key exchange", &[
+                    ("api_key", secret("IBM Cloud API key")),
+                    ("token_url", string("IAM token endpoint (default https://iam.cloud.ibm.com/identity/token)")),
+                ], &["api_key"]))], &["ibm_iam"]),
             ],
         },
         "upstream": object("An S3 store requests go to", &[
@@ -75,6 +79,7 @@ fn defs() -> Value {
             ("versioning", boolean("Whether the store keeps object versions (default: true for aws, cos, outposts)")),
             ("dualstack", boolean("Use the dual-stack endpoint (aws)")),
             ("fips", boolean("Use the FIPS endpoint (aws)")),
+            ("service_instance_id", string("COS service instance (CRN or GUID), sent as ibm-service-instance-id on CreateBucket and ListBuckets")),
         ], &["kind", "credentials"]),
         "bucket": object("A client-visible bucket and its rules", &[
             ("upstream", string("The upstream it goes to")),
@@ -83,6 +88,7 @@ fn defs() -> Value {
             ("expected_bucket_owner", one_of_strings("x-amz-expected-bucket-owner rule", &["passthrough", "enforce", "require", "inject"])),
             ("request_payer", one_of_strings("x-amz-request-payer rule", &["allow", "deny", "require"])),
             ("cors", json!({ "type": "array", "items": reference("cors_rule"), "description": "CORS rules the gateway answers browsers with (none: preflights go to the upstream bucket)" })),
+            ("abort_incomplete_after", json!({ "type": "string", "pattern": DURATION, "description": "The reaper aborts incomplete multipart uploads older than this (e.g. 7d); not on the catch-all" })),
         ], &["upstream"]),
         "cors_rule": object("A CORS rule (S3's CORSRule)", &[
             ("allowed_origins", json!({ "type": "array", "items": { "type": "string" }, "description": "Origins, each with at most one *" })),
@@ -125,6 +131,10 @@ pub fn schema() -> Value {
                     ("verify", boolean("ListParts after the abort; abort again while parts remain")),
                     ("max_attempts", integer("Abort attempts", 1)),
                 ], &[])),
+                ("abort_incomplete_after", json!({ "type": "string", "pattern": DURATION, "description": "Default age limit of incomplete uploads for named buckets (the reaper aborts older ones)" })),
+                ("reaper", object("The background task that aborts expired incomplete uploads", &[
+                    ("every", json!({ "type": "string", "pattern": DURATION, "description": "How often it lists the buckets' uploads (e.g. 10m)" })),
+                ], &["every"])),
             ], &[])),
             ("audit", object("The audit log (hash-chained JSON lines)", &[
                 ("path", string("The log file")),

@@ -104,6 +104,10 @@ fn config_schema_names_the_fields_serde_accepts() {
             format!("{d}/credentials/oneOf/2/properties"),
             fields::<raw::StaticCredentials>(),
         ),
+        (
+            format!("{d}/credentials/oneOf/3/properties/ibm_iam/properties"),
+            fields::<raw::IbmIamConfig>(),
+        ),
         (format!("{d}/bucket/properties"), fields::<BucketConfig>()),
         (format!("{d}/rotate/properties"), fields::<RotateConfig>()),
         (
@@ -121,6 +125,10 @@ fn config_schema_names_the_fields_serde_accepts() {
         (
             "/properties/multipart/properties/abort/properties".into(),
             fields::<raw::AbortConfig>(),
+        ),
+        (
+            "/properties/multipart/properties/reaper/properties".into(),
+            fields::<raw::ReaperConfig>(),
         ),
         (
             "/properties/audit/properties".into(),

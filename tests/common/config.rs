@@ -173,6 +173,8 @@ pub struct BucketRule {
     expected_bucket_owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_payer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort_incomplete_after: Option<String>,
 }
 
 impl BucketRule {
@@ -183,7 +185,13 @@ impl BucketRule {
             owner: None,
             expected_bucket_owner: None,
             request_payer: None,
+            abort_incomplete_after: None,
         }
+    }
+    /// The reaper aborts incomplete uploads older than this (`3s`, `7d`).
+    pub fn abort_incomplete_after(mut self, d: &str) -> Self {
+        self.abort_incomplete_after = Some(d.to_string());
+        self
     }
     /// The bucket's name upstream.
     pub fn target(mut self, target: &str) -> Self {
@@ -224,12 +232,21 @@ struct Abort {
     max_attempts: u32,
 }
 
+#[derive(Debug, Clone, Serialize)]
+struct Reaper {
+    every: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 struct Multipart {
     #[serde(skip_serializing_if = "Option::is_none")]
     ownership: Option<Ownership>,
     #[serde(skip_serializing_if = "Option::is_none")]
     abort: Option<Abort>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort_incomplete_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaper: Option<Reaper>,
 }
 
 /// The `audit` section.
@@ -523,6 +540,22 @@ impl GatewayConfig {
             verify,
             max_attempts,
         });
+        self
+    }
+
+    /// `multipart.reaper: { every }`.
+    pub fn reaper(mut self, every: &str) -> Self {
+        self.multipart.get_or_insert_with(Multipart::default).reaper = Some(Reaper {
+            every: every.to_string(),
+        });
+        self
+    }
+
+    /// `multipart.abort_incomplete_after`: the default age limit.
+    pub fn abort_incomplete_after(mut self, d: &str) -> Self {
+        self.multipart
+            .get_or_insert_with(Multipart::default)
+            .abort_incomplete_after = Some(d.to_string());
         self
     }
 
