@@ -210,9 +210,10 @@ def test_minio_presigned_get_and_put(target, cleanup):
 # --------------------------------------------------------------------------
 # 2. rclone
 
-def rclone_cmd(target, workdir: Path):
+def rclone_cmd(target, workdir: Path, path_style: bool = True):
     """rclone with a config file holding one S3 remote, `gw`, for alice. No
-    retries, so a gateway error shows."""
+    retries, so a gateway error shows. (Also used by the client matrix,
+    which passes a test_client_matrix.Mode as `target`.)"""
     exe = shutil.which("rclone")
     if exe is None:
         pytest.skip("rclone is not installed (apt-get install rclone; .ci/setup does)")
@@ -226,7 +227,7 @@ def rclone_cmd(target, workdir: Path):
         f"secret_access_key = {ALICE_SECRET}",
         f"endpoint = {target.endpoint}",
         f"region = {REGION}",
-        "force_path_style = true",
+        f"force_path_style = {'true' if path_style else 'false'}",
         # rclone's default cutoff is 200 MiB: 5 MiB makes the ~20 MiB file
         # go multipart in the default 5 MiB chunks.
         "upload_cutoff = 5Mi",
