@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import http.client
 import io
@@ -352,22 +353,53 @@ class Driver(Client):
         return run_json(self.cmd() + [",".join(phases), str(plan_file(plan))], self.env(mode))
 
 
+def own_build(var: str, name: str, *parts: bytes) -> Path | None:
+    """What `.ci/setup` built from this tree's sources: `<cache>/<name>-<hash>`
+    with the hash .ci/setup gives it (sha256 of `parts`, 12 digits), in the
+    cache that `var` (set by env.sh) points into. env.sh is shared by every
+    checkout on the machine and names the last one set up, whose sources may
+    differ from these."""
+    given = os.environ.get(var)
+    if not given:
+        return None
+    path = Path(given).parent.parent / f"{name}-{hashlib.sha256(b''.join(parts)).hexdigest()[:12]}"
+    return path if path.is_dir() else None
+
+
+@functools.cache
+def node_modules() -> Path | None:
+    built = own_build("S3GATE_NODE_MODULES", "node", (CLIENTS_DIR / "package.json").read_bytes(),
+                      (CLIENTS_DIR / "package-lock.json").read_bytes())
+    return built / "node_modules" if built and (built / "node_modules").is_dir() else None
+
+
+@functools.cache
+def minio_go_driver() -> Path | None:
+    if shutil.which("go") is None or shutil.which("dpkg-query") is None:
+        return None
+    dpkg = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "golang-github-minio-minio-go-v7-dev"],
+                          capture_output=True).stdout
+    built = own_build("S3GATE_MINIO_GO", "minio-go", (CLIENTS_DIR / "minio-go" / "main.go").read_bytes(),
+                      subprocess.run(["go", "version"], capture_output=True).stdout, dpkg)
+    exe = built / "minio-go-driver" if built else None
+    return exe if exe and os.access(exe, os.X_OK) else None
+
+
 class NodeDriver(Driver):
     def __init__(self, script, stream_mode):
         self.script = script
         self.stream_mode = stream_mode
 
     def cmd(self):
-        modules = os.environ.get("S3GATE_NODE_MODULES")
         node = shutil.which("node")
-        if not modules or not Path(modules).is_dir() or node is None:
-            missing("Node or the npm clients are missing: run .ci/setup "
-                        "(it installs them and sets S3GATE_NODE_MODULES in env.sh)")
+        if node_modules() is None or node is None:
+            missing("Node or the npm clients of e2e/clients/package-lock.json are missing: run "
+                    ".ci/setup (it installs them and sets S3GATE_NODE_MODULES in env.sh)")
         return [node, str(CLIENTS_DIR / self.script)]
 
     def env(self, mode):
         env = driver_env(mode)
-        env["NODE_PATH"] = os.environ["S3GATE_NODE_MODULES"]
+        env["NODE_PATH"] = str(node_modules())
         return env
 
 
@@ -390,11 +422,11 @@ class MinioGo(Driver):
         assert hashlib.sha256(direct_body(mode, key)).hexdigest() == sha256_path(plan["stream"]["path"])
 
     def cmd(self):
-        exe = os.environ.get("S3GATE_MINIO_GO")
-        if not exe or not os.access(exe, os.X_OK):
-            missing("the minio-go driver is not built: run .ci/setup "
-                        "(it builds e2e/clients/minio-go and sets S3GATE_MINIO_GO in env.sh)")
-        return [exe]
+        exe = minio_go_driver()
+        if exe is None:
+            missing("the minio-go driver of e2e/clients/minio-go/main.go is not built: run .ci/setup "
+                    "(it builds it and sets S3GATE_MINIO_GO in env.sh)")
+        return [str(exe)]
 
 
 @contextlib.contextmanager
