@@ -64,7 +64,10 @@ OBJECTS = {
 }
 COPY = ("dir/ünïcødé ☃.txt", "copy of ü+.txt")
 STREAM_KEY = "stream/unknown size ü+.bin"
-PART = 5 * MiB                          # the smallest part size every client allows
+# Garage takes smaller parts (even 1 byte), but 5 MiB is the smallest part
+# size each client allows itself to use (boto3's s3transfer, MinIO's SDKs,
+# lib-storage, s5cmd, s3cmd, s3fs, rclone, the AWS CLI).
+PART = 5 * MiB
 STREAM_SIZE = PART + 4097               # 2 parts
 RANGE = ("plain.txt", 1000, 2999)
 PRESIGN = ("plain.txt", "presigned put ü+ x.txt")
