@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import (GATEWAY_LOGS, GARAGE_PY, REGION, REPO, S3GATE, TETHER_PY, Upstream,
-                      free_port, stop_tethered, wait_for_port)
+                      close_direct_clients, free_port, stop_tethered, wait_for_port)
 
 BUCKET = "analytics-raw"
 OWNER = "111122223333"
@@ -110,8 +110,10 @@ def pgarage(session_dir):
         log = gdir / "garage.log"
         raise RuntimeError(f"garage.py said {line!r}\n"
                            f"{log.read_text(errors='replace') if log.exists() else ''}")
-    yield Upstream("garage-policies", info["endpoint"], info["region"], info["access_key_id"],
-                   info["secret_access_key"], BUCKET)
+    up = Upstream("garage-policies", info["endpoint"], info["region"], info["access_key_id"],
+                  info["secret_access_key"], BUCKET)
+    yield up
+    close_direct_clients(up)
     stop_tethered(proc)
 
 

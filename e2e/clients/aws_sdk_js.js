@@ -12,7 +12,7 @@ const {
 const { Upload } = require('@aws-sdk/lib-storage');
 const { getSignedUrl } = require('@aws-sdk/s3-request-presigner');
 const fs = require('fs');
-const { agents, sha256, unknownSizeStream, readAll, main } = require('./common');
+const { agents, sha256, unknownSizeStream, readAll, written, main } = require('./common');
 
 function client(plan, settings = {}) {
   return new S3Client({
@@ -47,14 +47,16 @@ async function write(plan) {
   await s3.send(new CopyObjectCommand({
     Bucket: B, Key: P + plan.copy.to, CopySource: copySource(B, P + plan.copy.from),
   }));
-  // lib-storage: a Body stream without a length becomes a multipart upload
-  // of partSize parts.
-  const up = new Upload({
-    client: s3,
-    params: { Bucket: B, Key: P + plan.stream.key, Body: unknownSizeStream(plan.stream.path) },
-    partSize: plan.stream.part_size,
-  });
-  out.stream_etag = (await up.done()).ETag;
+  if (plan.stream) {
+    // lib-storage: a Body stream without a length becomes a multipart upload
+    // of partSize parts.
+    const up = new Upload({
+      client: s3,
+      params: { Bucket: B, Key: P + plan.stream.key, Body: unknownSizeStream(plan.stream.path) },
+      partSize: plan.part_size,
+    });
+    out.stream_etag = (await up.done()).ETag;
+  }
 
   const key = P + plan.abort;
   const mpu = await s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: key }));
@@ -86,8 +88,7 @@ async function read(plan) {
   const B = plan.bucket;
   const P = plan.prefix;
   const out = { sha256: {} };
-  const all = [...Object.keys(plan.objects), plan.copy.to, plan.stream.key];
-  for (const name of all) {
+  for (const name of written(plan)) {
     const r = await s3.send(new GetObjectCommand({ Bucket: B, Key: P + name }));
     out.sha256[P + name] = sha256(await readAll(r.Body));
   }
@@ -111,7 +112,7 @@ async function read(plan) {
 async function del(plan) {
   const s3 = client(plan);
   const P = plan.prefix;
-  const names = [...Object.keys(plan.objects), plan.copy.to, plan.stream.key, plan.presign.put];
+  const names = [...written(plan), plan.presign.put];
   // DeleteObjects (a body with a checksum the SDK computes).
   const r = await s3.send(new DeleteObjectsCommand({
     Bucket: plan.bucket, Delete: { Objects: names.map((n) => ({ Key: P + n })) },

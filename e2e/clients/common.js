@@ -1,9 +1,11 @@
 // Shared by the JavaScript drivers of the e2e client matrix
 // (e2e/test_client_matrix.py): the plan, the HTTP agents and the output.
 //
-// A driver is run as `node <driver>.js <phase> <plan.json>`; it performs one
-// phase of the plan (write | read | delete) with its client library and prints
-// one line of JSON with what it saw. pytest checks the effect upstream.
+// A driver is run as `node <driver>.js <phases> <plan.json>`; it performs the
+// phases of the plan (write | read | delete, comma-separated: `write,read`)
+// with its client library, in order, and prints one line of JSON,
+// `{"<phase>": <what it saw>, ...}`. pytest checks the effect upstream. The
+// plan's `stream` is null where the test leaves the multipart stream out.
 'use strict';
 
 const crypto = require('crypto');
@@ -14,12 +16,13 @@ const https = require('https');
 const { PassThrough } = require('stream');
 
 function loadPlan() {
-  const [phase, planPath] = process.argv.slice(2);
-  if (!['write', 'read', 'delete'].includes(phase) || !planPath) {
-    console.error('usage: node <driver>.js write|read|delete <plan.json>');
+  const [arg, planPath] = process.argv.slice(2);
+  const phases = (arg || '').split(',');
+  if (!phases.every((p) => ['write', 'read', 'delete'].includes(p)) || !planPath) {
+    console.error('usage: node <driver>.js write|read|delete[,...] <plan.json>');
     process.exit(2);
   }
-  return { phase, plan: JSON.parse(fs.readFileSync(planPath, 'utf8')) };
+  return { phases, plan: JSON.parse(fs.readFileSync(planPath, 'utf8')) };
 }
 
 // Virtual-hosted style asks for <bucket>.localhost, which the machine's
@@ -55,10 +58,14 @@ async function readAll(stream) {
   return Buffer.concat(chunks);
 }
 
-async function main(phases) {
-  const { phase, plan } = loadPlan();
+// The keys the plan writes (relative to its prefix), the stream if it has one.
+const written = (plan) => [...Object.keys(plan.objects), plan.copy.to, ...(plan.stream ? [plan.stream.key] : [])];
+
+async function main(impl) {
+  const { phases, plan } = loadPlan();
   try {
-    const out = await phases[phase](plan);
+    const out = {};
+    for (const phase of phases) out[phase] = await impl[phase](plan);
     process.stdout.write(JSON.stringify(out) + '\n');
   } catch (e) {
     console.error(e && e.stack ? e.stack : e);
@@ -67,4 +74,4 @@ async function main(phases) {
   }
 }
 
-module.exports = { agents, lookup, sha256, unknownSizeStream, readAll, main };
+module.exports = { agents, lookup, sha256, unknownSizeStream, readAll, written, main };

@@ -5,7 +5,7 @@
 
 const Minio = require('minio');
 const fs = require('fs');
-const { agents, sha256, unknownSizeStream, readAll, main } = require('./common');
+const { agents, sha256, unknownSizeStream, readAll, written, main } = require('./common');
 
 function client(plan) {
   const url = new URL(plan.endpoint);
@@ -20,8 +20,8 @@ function client(plan) {
     pathStyle: !plan.virtual,
     transportAgent: secure ? a.httpsAgent : a.httpAgent,
     // A stream of unknown size is cut into parts of this size (the SDK's
-    // default is 64 MiB).
-    partSize: plan.stream.part_size,
+    // default is 64 MiB, its minimum 5 MiB).
+    partSize: plan.part_size,
   };
   if (plan.region) opts.region = plan.region;
   return new Minio.Client(opts);
@@ -56,9 +56,11 @@ async function write(plan) {
     new Minio.CopySourceOptions({ Bucket: B, Object: P + plan.copy.from }),
     new Minio.CopyDestinationOptions({ Bucket: B, Object: P + plan.copy.to }),
   );
-  // No size: the SDK reads partSize blocks and uploads them as parts.
-  const r = await mc.putObject(B, P + plan.stream.key, unknownSizeStream(plan.stream.path));
-  out.stream_etag = r.etag;
+  if (plan.stream) {
+    // No size: the SDK reads partSize blocks and uploads them as parts.
+    const r = await mc.putObject(B, P + plan.stream.key, unknownSizeStream(plan.stream.path));
+    out.stream_etag = r.etag;
+  }
 
   const key = P + plan.abort;
   const uploadID = await mc.initiateNewMultipartUpload(B, key, {});
@@ -74,7 +76,7 @@ async function read(plan) {
   const B = plan.bucket;
   const P = plan.prefix;
   const out = { sha256: {} };
-  for (const name of [...Object.keys(plan.objects), plan.copy.to, plan.stream.key]) {
+  for (const name of written(plan)) {
     out.sha256[P + name] = sha256(await readAll(await mc.getObject(B, P + name)));
   }
   const { key, first, last } = plan.range;
@@ -89,7 +91,7 @@ async function read(plan) {
 async function del(plan) {
   const mc = client(plan);
   const P = plan.prefix;
-  const names = [...Object.keys(plan.objects), plan.copy.to, plan.stream.key, plan.presign.put];
+  const names = [...written(plan), plan.presign.put];
   // One RemoveObject, then DeleteObjects for the rest.
   await mc.removeObject(plan.bucket, P + names[0]);
   await mc.removeObjects(plan.bucket, names.slice(1).map((n) => P + n));

@@ -1,6 +1,7 @@
 // minio-go (v7) through the gateway: one phase of the e2e client matrix plan
 // (see e2e/clients/common.js for the protocol): `minio-go-driver
-// write|read|delete plan.json` prints one line of JSON with what it saw.
+// write|read|delete[,...] plan.json` runs the phases in order and prints one
+// line of JSON, {"<phase>": what it saw, ...}.
 //
 // The client is built as mc builds it by default: no region (minio-go asks
 // GetBucketLocation and signs for the region it is told), default options.
@@ -49,10 +50,11 @@ type plan struct {
 		From string `json:"from"`
 		To   string `json:"to"`
 	} `json:"copy"`
-	Stream struct {
-		Key      string `json:"key"`
-		Path     string `json:"path"`
-		PartSize uint64 `json:"part_size"`
+	PartSize uint64 `json:"part_size"`
+	// nil where the test leaves the multipart stream out.
+	Stream *struct {
+		Key  string `json:"key"`
+		Path string `json:"path"`
 		// Uploaded again with default options (no part size).
 		DefaultKey string `json:"default_key"`
 	} `json:"stream"`
@@ -160,16 +162,18 @@ func write(ctx context.Context, c *minio.Client, p *plan) (map[string]any, error
 		minio.CopySrcOptions{Bucket: p.Bucket, Object: p.Prefix + p.Copy.From}); err != nil {
 		return nil, fmt.Errorf("CopyObject: %w", err)
 	}
-	etag, err := putStream(ctx, c, p, p.Stream.Key, p.Stream.PartSize)
-	if err != nil {
-		return nil, fmt.Errorf("PutObject (stream, part size %d): %w", p.Stream.PartSize, err)
-	}
-	out["stream_etag"] = etag
-	if p.Stream.DefaultKey != "" {
-		if etag, err = putStream(ctx, c, p, p.Stream.DefaultKey, 0); err != nil {
-			return nil, fmt.Errorf("PutObject (stream, default options): %w", err)
+	if p.Stream != nil {
+		etag, err := putStream(ctx, c, p, p.Stream.Key, p.PartSize)
+		if err != nil {
+			return nil, fmt.Errorf("PutObject (stream, part size %d): %w", p.PartSize, err)
 		}
-		out["default_stream_etag"] = etag
+		out["stream_etag"] = etag
+		if p.Stream.DefaultKey != "" {
+			if etag, err = putStream(ctx, c, p, p.Stream.DefaultKey, 0); err != nil {
+				return nil, fmt.Errorf("PutObject (stream, default options): %w", err)
+			}
+			out["default_stream_etag"] = etag
+		}
 	}
 
 	core := minio.Core{Client: c}
@@ -214,16 +218,24 @@ func list(ctx context.Context, c *minio.Client, p *plan, prefix string, recursiv
 	return keys, prefixes, nil
 }
 
-func read(ctx context.Context, c *minio.Client, p *plan) (map[string]any, error) {
-	sums := map[string]string{}
-	names := []string{p.Copy.To, p.Stream.Key}
-	if p.Stream.DefaultKey != "" {
-		names = append(names, p.Stream.DefaultKey)
+// written: the keys the write phase leaves (relative to the prefix).
+func written(p *plan) []string {
+	names := []string{p.Copy.To}
+	if p.Stream != nil {
+		names = append(names, p.Stream.Key)
+		if p.Stream.DefaultKey != "" {
+			names = append(names, p.Stream.DefaultKey)
+		}
 	}
 	for name := range p.Objects {
 		names = append(names, name)
 	}
-	for _, name := range names {
+	return names
+}
+
+func read(ctx context.Context, c *minio.Client, p *plan) (map[string]any, error) {
+	sums := map[string]string{}
+	for _, name := range written(p) {
 		data, err := get(ctx, c, p, p.Prefix+name, minio.GetObjectOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("GetObject %q: %w", name, err)
@@ -266,13 +278,7 @@ func read(ctx context.Context, c *minio.Client, p *plan) (map[string]any, error)
 }
 
 func remove(ctx context.Context, c *minio.Client, p *plan) (map[string]any, error) {
-	names := []string{p.Copy.To, p.Stream.Key, p.Presign.Put}
-	if p.Stream.DefaultKey != "" {
-		names = append(names, p.Stream.DefaultKey)
-	}
-	for name := range p.Objects {
-		names = append(names, name)
-	}
+	names := append(written(p), p.Presign.Put)
 	// One RemoveObject, then RemoveObjects (DeleteObjects) for the rest.
 	if err := c.RemoveObject(ctx, p.Bucket, p.Prefix+names[0], minio.RemoveObjectOptions{}); err != nil {
 		return nil, fmt.Errorf("RemoveObject: %w", err)
@@ -294,7 +300,7 @@ func remove(ctx context.Context, c *minio.Client, p *plan) (map[string]any, erro
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: minio-go-driver write|read|delete plan.json")
+		fmt.Fprintln(os.Stderr, "usage: minio-go-driver write|read|delete[,...] plan.json")
 		os.Exit(2)
 	}
 	raw, err := os.ReadFile(os.Args[2])
@@ -317,15 +323,19 @@ func main() {
 	phases := map[string]func(context.Context, *minio.Client, *plan) (map[string]any, error){
 		"write": write, "read": read, "delete": remove,
 	}
-	phase, ok := phases[os.Args[1]]
-	if !ok {
-		fmt.Fprintln(os.Stderr, "unknown phase", os.Args[1])
-		os.Exit(2)
-	}
-	out, err := phase(ctx, c, &p)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	out := map[string]any{}
+	for _, name := range strings.Split(os.Args[1], ",") {
+		phase, ok := phases[name]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "unknown phase", name)
+			os.Exit(2)
+		}
+		res, err := phase(ctx, c, &p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+			os.Exit(1)
+		}
+		out[name] = res
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		fmt.Fprintln(os.Stderr, err)
