@@ -124,7 +124,6 @@ async fn run(p: Params) {
             &format!("127.0.0.1:{s3_port}"),
             &format!("127.0.0.1:{admin_port}"),
         )
-        .gateway_name("chaos")
         .alice_and_bob()
         .bucket(workload::BUCKET, BucketRule::upstream("garage"))
         .policy_dir(&policies)
@@ -139,7 +138,8 @@ async fn run(p: Params) {
         .timeouts(5, 30, 30)
         .extra_yaml(&format!("decision_log:\n  path: {}\n", decisions.display()));
     let mut incarnation = 0;
-    let mut gw = launch(&cfg, &dir.join("gw-0")).await;
+    let incarnation_cfg = |n: usize| cfg.clone().gateway_name(&format!("chaos-{n}"));
+    let mut gw = launch(&incarnation_cfg(0), &dir.join("gw-0")).await;
     let endpoint = gw.endpoint();
     let shared = Shared::new();
     let clients = workload::start(p.clients, &endpoint, p.seed, &shared);
@@ -154,7 +154,11 @@ async fn run(p: Params) {
         kill_times.push(shared.ms());
         gw.stop(); // reaps the killed process
         incarnation += 1;
-        gw = launch(&cfg, &dir.join(format!("gw-{incarnation}"))).await;
+        gw = launch(
+            &incarnation_cfg(incarnation),
+            &dir.join(format!("gw-{incarnation}")),
+        )
+        .await;
     }
 
     // 2. Garage killed mid-traffic and restarted; the gateway (not
@@ -222,7 +226,7 @@ async fn run(p: Params) {
     let history = shared.entries();
     let mut v = checks::Violations::new();
     let acked_aborts = checks::aborts(&history, &ledger, &mut v);
-    let verified = checks::verify(&ledger, p.kills, &mut v);
+    let verified = checks::verify(&ledger, &format!("chaos-{incarnation}"), &mut v);
     let direct = common::client(
         &garage.endpoint,
         "garage",
@@ -282,6 +286,7 @@ async fn run(p: Params) {
     }
 
     // Figures.
+    let unacknowledged = gw.log().matches("abort not acknowledged").count();
     let mut by: std::collections::BTreeMap<(String, String, String), usize> = Default::default();
     for e in &history {
         let res = match &e.res {
@@ -297,7 +302,8 @@ async fn run(p: Params) {
     }
     eprintln!(
         "chaos: seed {}: {} requests in the history, {} kills (at {:?} ms), {acked_aborts} aborts acknowledged; audit verify: {verified}; \
-         {refused_full} aborts refused and {acked_full} acknowledged while the audit fs was full; \
+         {refused_full} aborts refused and {acked_full} acknowledged while the audit fs was full, \
+         {unacknowledged} aborted upstream but answered 503 (record failed after the probe); \
          uploads open upstream {} (acknowledged {}, orphans {} of which {} without a record); \
          storm: {flips} flips, {reloads} reloads, {decided} decisions checked ({unlogged} unlogged), versions seen {seen:?}; \
          traffic {traffic_done:?}, total {:?}",
