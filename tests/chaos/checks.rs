@@ -185,6 +185,8 @@ pub struct Owners {
     pub acknowledged: usize,
     pub orphans: usize,
     pub orphans_without_record: usize,
+    /// Orphans by the phase and answer of the create that made them.
+    pub orphan_causes: std::collections::BTreeMap<String, usize>,
 }
 
 /// Every upload open upstream whose create the client saw answered has
@@ -217,8 +219,15 @@ pub async fn owners(
                 "upload {id} ({key}) acknowledged to {expected:?}, on record: {record:?}"
             ));
         }
-        if record.is_none() {
-            o.orphans_without_record += usize::from(expected.is_none());
+        if record.is_none() && expected.is_none() {
+            o.orphans_without_record += 1;
+            let cause = history
+                .iter()
+                .find(|e| e.op == Op::Create && e.key == key)
+                .map_or("no create in the history".to_string(), |e| {
+                    format!("phase {} answer {:?}", e.phase, e.res)
+                });
+            *o.orphan_causes.entry(cause).or_default() += 1;
         }
         for (who, c) in [("alice", alice), ("bob", bob)] {
             let r = c

@@ -192,13 +192,19 @@ async fn run(p: Params) {
 
     // 3. The audit log's filesystem full, with on_failure: reject.
     set_phase(&shared, FULL);
-    let mut full_window = (0, 0);
+    // Full for 400 ms, then free for 200 ms, again and again: each filling
+    // catches aborts between their check and their record.
+    let mut full_windows = Vec::new();
     if let Some(t) = &tmpfs {
-        full_window.0 = shared.ms();
-        t.fill();
-        tokio::time::sleep(p.phase).await; // the fault lasts a while
-        t.free();
-        full_window.1 = shared.ms();
+        let end = Instant::now() + p.phase;
+        while Instant::now() < end {
+            let from = shared.ms();
+            t.fill();
+            tokio::time::sleep(Duration::from_millis(400)).await; // the fault lasts a while
+            t.free();
+            full_windows.push((from, shared.ms()));
+            tokio::time::sleep(Duration::from_millis(200)).await; // room again
+        }
     }
 
     // 4. The policy flips between two versions every 100 ms (ConfigMap
@@ -269,7 +275,10 @@ async fn run(p: Params) {
         None => v.push("the gateway did not recover within 60 s of Garage's restart".into()),
     }
     let in_full = |e: &&workload::Entry| {
-        e.op == Op::Abort && e.start_ms >= full_window.0 && e.end_ms <= full_window.1
+        e.op == Op::Abort
+            && full_windows
+                .iter()
+                .any(|(from, to)| e.start_ms >= *from && e.end_ms <= *to)
     };
     let refused_full = history
         .iter()
@@ -302,7 +311,7 @@ async fn run(p: Params) {
     }
     eprintln!(
         "chaos: seed {}: {} requests in the history, {} kills (at {:?} ms), {acked_aborts} aborts acknowledged; audit verify: {verified}; \
-         {refused_full} aborts refused and {acked_full} acknowledged while the audit fs was full, \
+         {refused_full} aborts refused and {acked_full} acknowledged while the audit fs was full ({} fillings), \
          {unacknowledged} aborted upstream but answered 503 (record failed after the probe); \
          uploads open upstream {} (acknowledged {}, orphans {} of which {} without a record); \
          storm: {flips} flips, {reloads} reloads, {decided} decisions checked ({unlogged} unlogged), versions seen {seen:?}; \
@@ -311,11 +320,16 @@ async fn run(p: Params) {
         history.len(),
         p.kills,
         kill_times,
+        full_windows.len(),
         owners.open,
         owners.acknowledged,
         owners.orphans,
         owners.orphans_without_record,
         started.elapsed()
+    );
+    eprintln!(
+        "chaos: orphans without a record, by cause: {:?}",
+        owners.orphan_causes
     );
     gw.stop();
     garage_restarts.kill(&garage);
