@@ -338,6 +338,11 @@ async fn run(p: Params) {
     gw.stop();
     garage_restarts.kill(&garage);
     drop(tmpfs);
+    if v.is_empty() {
+        // Kept for inspection when something failed.
+        drop(garage);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     assert!(
         v.is_empty(),
         "{} violation(s) (CHAOS_SEED={}):\n{}",
