@@ -172,7 +172,14 @@ impl ProxyHttp for Gateway {
                     // The record is on disk before the client hears the answer.
                     if let Some(audit) = &state.audit {
                         if let Err(e) = audit.write(event).await {
-                            tracing::error!(request_id = %ctx.request_id, "abort audit record not written: {e}");
+                            tracing::error!(request_id = %ctx.request_id, "abort audit record not written, abort not acknowledged: {e}");
+                            // With on_failure: reject, an abort without its
+                            // record is never acknowledged (the probe before
+                            // it passed, then the write failed).
+                            if audit.reject_on_failure {
+                                respond::error(session, ctx, &unaudited_abort(reply.status)).await;
+                                return Ok(true);
+                            }
                         }
                     }
                     respond::relay(session, ctx, &reply).await;
@@ -486,9 +493,29 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// The answer to an abort whose audit record could not be written
+/// (`on_failure: reject`): 503, not the upstream's answer.
+fn unaudited_abort(upstream_status: u16) -> crate::s3::S3Error {
+    let done = if upstream_status < 300 {
+        "The upload was aborted upstream, but the abort could not be audited, so it is not acknowledged; a retry answers NoSuchUpload once the audit log is writable."
+    } else {
+        "The abort could not be audited; it is not acknowledged. Please retry."
+    };
+    err(S3ErrorCode::ServiceUnavailable, done)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::scan_for_error;
+    use super::{scan_for_error, unaudited_abort};
+
+    #[test]
+    fn an_unaudited_abort_is_not_acknowledged() {
+        for upstream in [204, 404, 500] {
+            let e = unaudited_abort(upstream);
+            assert_eq!(e.status(), 503);
+            assert!(e.message.contains("not acknowledged"), "{}", e.message);
+        }
+    }
 
     #[test]
     fn finds_an_error_split_across_pieces() {

@@ -179,6 +179,7 @@ mod tests {
                 rules: None,
                 decision,
                 shadow: false,
+                policy_version: None,
             },
             "t".into(),
         );

@@ -67,7 +67,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         Some(store) => {
             store.watch();
             store.reload_on_sighup();
-            tracing::info!(statements = store.current().statements.len(), mode = ?state.mode, "policies loaded");
+            tracing::info!(statements = store.current().statements.len(), version = %store.current().version, mode = ?state.mode, "policies loaded");
         }
         None => tracing::warn!("no policies configured: every authenticated principal may do everything on the routed buckets"),
     }

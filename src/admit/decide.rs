@@ -134,6 +134,8 @@ pub struct Verdict {
     pub refusal: Option<S3Error>,
     /// Denied by policy in shadow mode (logged, not enforced).
     pub shadow_denied: bool,
+    /// The version of the policy set that decided (`PolicySet::version`).
+    pub policy_version: Option<String>,
 }
 
 /// Everything known of a request when it is decided.
@@ -197,6 +199,7 @@ pub fn decide(d: &Decider<'_>, i: &Inputs<'_>) -> Verdict {
         Some(_) if req.op == Operation::DeleteObjects => {}
         Some(set) => {
             let decision = set.decide(i.who.principal, &v.needs, &v.keys);
+            v.policy_version = Some(set.version.clone());
             let allowed = decision.allowed();
             v.decision = Some(decision);
             if !allowed {

@@ -332,6 +332,7 @@ pub(super) fn log_decision(
             .map(|r| (r.upstream.name.as_str(), r.rules.as_ref())),
         decision,
         shadow: shadow && !decision.allowed(),
+        policy_version: v.policy_version.as_deref(),
     });
 }
 

@@ -19,6 +19,10 @@ pub(super) enum Job {
     Probe(oneshot::Sender<Result<(), AuditError>>),
 }
 
+/// Free bytes below which `probe` reports the log unwritable (about 30
+/// records), so `on_failure: reject` refuses aborts before they go upstream.
+const MIN_FREE: u64 = 64 * 1024;
+
 pub(super) struct Writer {
     path: PathBuf,
     file: Option<File>,
@@ -83,7 +87,7 @@ impl Writer {
                     let _ = done.send(Ok(()));
                 }
                 Ok(Job::Probe(done)) => {
-                    let _ = done.send(self.ensure_open());
+                    let _ = done.send(self.ensure_open().and_then(|()| self.room()));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -207,6 +211,27 @@ impl Writer {
         last_record(&text)
     }
 
+    /// Whether the log's filesystem has room for records: at least
+    /// [`MIN_FREE`] bytes available (a full filesystem fails writes, even
+    /// root's, which permissions do not stop).
+    fn room(&self) -> Result<(), AuditError> {
+        let st = nix::sys::statvfs::statvfs(&self.path).map_err(|e| AuditError::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
+        let free = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+        if free < MIN_FREE {
+            return Err(AuditError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("{free} bytes free on the audit log's filesystem"),
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn append(&mut self, event: &Event) -> Result<(), AuditError> {
         self.ensure_open()?;
         let (line, hash) = record::seal(event, VERSION, self.next_seq, &self.gateway, &self.prev);
@@ -226,7 +251,13 @@ impl Writer {
             }
         });
         if let Err(e) = r {
-            // Reopen next time; the chain resumes from what is on disk.
+            // A write that failed part-way (ENOSPC) left part of the record
+            // in the file: take it back, so a failure never leaves a torn
+            // line. Then reopen next time; the chain resumes from what is
+            // on disk.
+            if let Err(t) = f.set_len(self.size) {
+                tracing::error!(path = %self.path.display(), "could not remove a partly written audit record: {t}");
+            }
             self.file = None;
             return Err(AuditError::Io {
                 path: self.path.clone(),

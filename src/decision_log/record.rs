@@ -51,6 +51,10 @@ pub struct DecisionRecord {
     pub statements: Vec<String>,
     /// Denied in shadow mode (logged, not enforced).
     pub shadow: bool,
+    /// The version of the policy set that decided (see
+    /// `PolicySet::version`); absent in lines of older gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
 }
 
 /// What the gateway knows of a decided request.
@@ -65,6 +69,7 @@ pub struct Decided<'a> {
     pub rules: Option<(&'a str, &'a BucketConfig)>,
     pub decision: &'a Decision,
     pub shadow: bool,
+    pub policy_version: Option<&'a str>,
 }
 
 fn lower_debug(v: impl std::fmt::Debug) -> String {
@@ -99,6 +104,7 @@ impl DecisionRecord {
             effect: d.decision.effect.as_str().to_string(),
             statements: d.decision.statements.clone(),
             shadow: d.shadow,
+            policy_version: d.policy_version.map(str::to_string),
         }
     }
 

@@ -40,6 +40,7 @@ fn decide_and_log(log: &DecisionLog, n: usize) {
         rules: Some(("lab", &rules)),
         decision: &decision,
         shadow: false,
+        policy_version: Some("0123456789ab"),
     });
 }
 
@@ -63,6 +64,7 @@ fn lines_round_trip_and_rotate() {
         serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
     assert_eq!(last.key.as_deref(), Some("k19"));
     assert_eq!(last.statements, vec!["p.yaml#Read"]);
+    assert_eq!(last.policy_version.as_deref(), Some("0123456789ab"));
     assert_eq!(last.context["s3gate:expectedbucketowner"], vec!["1"]);
     let rules = last.bucket_rules.as_ref().expect("rules");
     assert_eq!(rules.expected_bucket_owner, "passthrough");

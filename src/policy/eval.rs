@@ -36,6 +36,11 @@ pub struct PolicySet {
     index: HashMap<String, ByAction>,
     /// For principals the index was not built for (e.g. names only tests use).
     fallback: ByAction,
+    /// Which version of the files this is: the first 12 hex digits of a
+    /// SHA-256 over every file's path and text as loaded (empty when not
+    /// loaded from files). Logged with each decision, so a reader can tell
+    /// which whole set decided a request.
+    pub version: String,
 }
 
 impl PolicySet {
@@ -74,6 +79,7 @@ impl PolicySet {
             tests,
             index,
             fallback,
+            version: String::new(),
         }
     }
 

@@ -60,11 +60,15 @@ pub fn load(
     let mut statements = Vec::new();
     let mut tests = Vec::new();
     let mut errors = Vec::new();
+    let mut digest = <sha2::Sha256 as sha2::Digest>::new();
     for f in &files {
         match std::fs::read_to_string(f) {
             Err(e) => errors.push(ConfigError::file(f, format!("cannot read: {e}"))),
             Ok(src) => match parse::parse_file(f, &src, known.as_ref()) {
                 Ok(p) => {
+                    for part in [f.to_string_lossy().as_bytes(), b"\0", src.as_bytes(), b"\0"] {
+                        sha2::Digest::update(&mut digest, part);
+                    }
                     statements.extend(p.statements);
                     tests.extend(p.tests);
                 }
@@ -76,5 +80,7 @@ pub fn load(
         return Err(errors);
     }
     let names: Vec<String> = principals.map(<[String]>::to_vec).unwrap_or_default();
-    Ok(PolicySet::new(statements, tests, &names))
+    let mut set = PolicySet::new(statements, tests, &names);
+    set.version = hex::encode(sha2::Digest::finalize(digest))[..12].to_string();
+    Ok(set)
 }

@@ -48,12 +48,13 @@ impl PolicyStore {
         match super::load(&self.paths, Some(&self.principals)) {
             Ok(set) => {
                 let n = set.statements.len();
+                let version = set.version.clone();
                 match self.current.write() {
                     Ok(mut g) => *g = Arc::new(set),
                     Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
                 }
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(reason = why, statements = n, "policies reloaded");
+                tracing::info!(reason = why, statements = n, version, "policies reloaded");
                 true
             }
             Err(errors) => {

@@ -607,6 +607,14 @@ impl GatewayConfig {
         self.listen.iter().any(|l| l.tls.is_some())
     }
 
+    /// Fixed listener addresses (S3, admin) instead of port 0, for a
+    /// gateway restarted where its clients expect it.
+    pub fn listen_on(mut self, s3: &str, admin: &str) -> Self {
+        self.listen[0].address = s3.to_string();
+        self.admin.address = admin.to_string();
+        self
+    }
+
     /// Top-level YAML appended as written, for what the builder does not
     /// cover (a key set here must not be set by the builder too).
     pub fn extra_yaml(mut self, yaml: &str) -> Self {

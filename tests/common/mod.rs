@@ -35,6 +35,11 @@ pub struct Garage {
     pub endpoint: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Garage's own process (not garage.py's), its config file and binary:
+    /// for tests that kill and restart it.
+    pub pid: u32,
+    pub config: String,
+    pub bin: String,
     _stdin: ChildStdin,
     _child: Child,
 }
@@ -128,6 +133,9 @@ pub fn start_garage(dir: &Path, buckets: &[&str]) -> Garage {
         endpoint: v["endpoint"].as_str().expect("endpoint").to_string(),
         access_key_id: v["access_key_id"].as_str().expect("key").to_string(),
         secret_access_key: v["secret_access_key"].as_str().expect("secret").to_string(),
+        pid: v["pid"].as_u64().unwrap_or(0) as u32,
+        config: v["config"].as_str().unwrap_or_default().to_string(),
+        bin: v["garage"].as_str().unwrap_or_default().to_string(),
         _stdin: child.stdin.take().expect("stdin"),
         _child: child,
     }
