@@ -94,6 +94,7 @@ pub fn decide_keys<'a>(
                         .map(|r| (r.upstream.name.as_str(), r.rules.as_ref())),
                     decision: &decision,
                     shadow: d.shadow && !decision.allowed(),
+                    policy_version: Some(set.version.as_str()),
                 });
             }
             if decision.allowed() || d.shadow {
