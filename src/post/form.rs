@@ -66,14 +66,20 @@ pub fn boundary(content_type: &str) -> S3Result<String> {
     ))
 }
 
+/// The first `needle` in `hay` at or after `from`: a scan for its first
+/// byte (CR for every delimiter, rare in most files), then a comparison.
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() || from > hay.len() - needle.len() {
-        return None;
+    let (&first, rest) = needle.split_first()?;
+    let last = hay.len().checked_sub(needle.len())?;
+    let mut i = from;
+    while i <= last {
+        i += hay[i..=last].iter().position(|&b| b == first)?;
+        if hay[i + 1..i + needle.len()] == *rest {
+            return Some(i);
+        }
+        i += 1;
     }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+    None
 }
 
 /// Where to search again for `needle` once `hay` grew: a match can only
