@@ -6,6 +6,9 @@
 //!   through the gateway; throughput and the ratio gateway/direct.
 //! - Small-object GET latency percentiles, direct and through the gateway.
 //! - The same PUT/GET against Garage (256 MiB).
+//! - A POST Object (browser form, signed POST policy) of
+//!   `S3GATE_BENCH_BIG_MIB` MiB (default 1024, not scaled) through the
+//!   gateway to nginx: MiB/s and the gateway's peak RSS (VmHWM).
 //! - A 5 GiB UploadPart through the gateway; the gateway's peak RSS (VmHWM).
 //!
 //! Needs nginx (apt: nginx-light) and Garage (.ci/setup). Run:
@@ -150,6 +153,45 @@ fn get(t: &Target, path: &str) -> (f64, u64) {
     (start.elapsed().as_secs_f64(), n)
 }
 
+/// POST a browser form carrying a `len`-byte file (the multipart body
+/// written as it goes) to `bucket`; returns seconds.
+fn post_form(t: &Target, bucket: &str, key: &str, len: u64) -> f64 {
+    let boundary = "----s3gateBenchBoundary7MA4YWxk";
+    let signer = raw::Signer {
+        key: KEY,
+        secret: SECRET,
+        region: "us-east-1",
+        time: SystemTime::now(),
+    };
+    let range = format!("[\"content-length-range\", 0, {len}]");
+    let fields = signer.post_fields(bucket, key, &[&range]);
+    let open = raw::form_open(boundary, &fields, "big.bin");
+    let close = raw::form_close(boundary);
+    let total = open.len() as u64 + len + close.len() as u64;
+    let path = format!("/{bucket}");
+    let headers = vec![
+        ("host".to_string(), format!("127.0.0.1:{}", t.port)),
+        (
+            "content-type".to_string(),
+            format!("multipart/form-data; boundary={boundary}"),
+        ),
+        ("content-length".to_string(), total.to_string()),
+    ];
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", t.port)).expect("connect");
+    s.write_all(request_head("POST", &path, &headers, false).as_bytes())
+        .expect("head");
+    s.write_all(&open).expect("fields");
+    write_body(&mut s, len);
+    s.write_all(&close).expect("close");
+    let (status, _) = read_status(&mut s);
+    assert!(
+        (200..300).contains(&status),
+        "POST {path} ({key}) → {status}"
+    );
+    start.elapsed().as_secs_f64()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("e2e_throughput: bench");
@@ -253,6 +295,20 @@ fn main() {
         gg_d / gg_v
     );
 
+    // A big POST Object (browser upload) to nginx.
+    let post_len = env_or("S3GATE_BENCH_BIG_MIB", 1024u64).max(1) * MIB;
+    let _ = std::fs::remove_dir_all(shm.join("www/bench"));
+    let post_rss_before = proc_kib(gw_pid, "VmHWM");
+    let post_t = post_form(&via, "bench", "posted", post_len);
+    let post_rss = proc_kib(gw_pid, "VmHWM");
+    let post_mibps = mb(post_len, post_t);
+    println!(
+        "POST Object of {} MiB through s3gate: {post_mibps:.1} MiB/s; gateway peak RSS {:.1} MiB (before the POST: {:.1} MiB)",
+        post_len / MIB,
+        post_rss as f64 / 1024.0,
+        post_rss_before as f64 / 1024.0
+    );
+
     // The 5 GiB part, to nginx writing to disk.
     let _ = std::fs::remove_dir_all(shm.join("www/bench"));
     let rss_before = proc_kib(gw_pid, "VmHWM");
@@ -266,6 +322,8 @@ fn main() {
                    "get_direct_mibps": gd, "get_gateway_mibps": gv, "get_ratio": gv / gd},
         "latency_ms": {"direct": [d50, d90, d99], "gateway": [v50, v90, v99]},
         "garage": {"object_mib": garage_size / MIB, "put_ratio": gp_d / gp_v, "get_ratio": gg_d / gg_v},
+        "post": {"mib": post_len / MIB, "gateway_mibps": post_mibps, "gateway_peak_rss_mib": post_rss as f64 / 1024.0,
+                  "gateway_peak_rss_before_mib": post_rss_before as f64 / 1024.0},
         "part": {"mib": part / MIB, "gateway_mibps": mb(part, t), "gateway_peak_rss_mib": rss as f64 / 1024.0},
     });
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-bench.json");

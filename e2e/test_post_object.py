@@ -377,12 +377,209 @@ def test_browser_shaped_fetch_upload_carries_cors_headers(pgw, up):
     assert headers.get("access-control-allow-origin") == ORIGIN
 
 
-def test_chromium_form_and_fetch(pgw, garage):
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>s3gate POST</title></head><body>
+<form id="form" method="post" enctype="multipart/form-data" action="__ACTION__">
+__INPUTS__<input type="file" name="file" id="file">
+</form>
+<script>
+const action = "__ACTION__";
+const fetchFields = __FETCH_FIELDS__;
+function bytes(b64) {
+  const s = atob(b64), out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+async function report(what) {
+  await fetch("/report", {method: "POST", body: JSON.stringify(what)});
+}
+async function run() {
+  // 1. fetch with FormData; the custom header makes it need a preflight.
+  try {
+    const fd = new FormData();
+    for (const [k, v] of Object.entries(fetchFields)) fd.append(k, v);
+    fd.append("file", new Blob([bytes("__FETCH_DATA__")]), "fetched.bin");
+    const r = await fetch(action, {method: "POST", body: fd,
+                                   headers: {"X-S3gate-Test": "preflight-me"}});
+    await report({fetch: {status: r.status, etag: r.headers.get("ETag")}});
+  } catch (e) {
+    await report({fetch: {error: String(e)}});
+  }
+  // 2. the form, its file input filled as a user would, submitted: the
+  // gateway redirects the browser back here (success_action_redirect).
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes("__FORM_DATA__")], "picked.bin"));
+  document.getElementById("file").files = dt.files;
+  document.getElementById("form").submit();
+}
+run();
+</script></body></html>
+"""
+
+
+class _PageServer:
+    """The page's origin (http://app.example.test, mapped to a local port in
+    Chromium): serves the page, records the page's reports and the redirect
+    the gateway answers the form with."""
+
+    def __init__(self, page):
+        import http.server
+        import json
+        import threading
+        from urllib.parse import parse_qs, urlsplit
+
+        self.reports = {}
+        self.done = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, code, body=b"", ctype="text/plain"):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                url = urlsplit(self.path)
+                if url.path == "/":
+                    self._answer(200, page.encode(), "text/html; charset=utf-8")
+                elif url.path == "/done":
+                    outer._record("form", {k: v[0] for k, v in parse_qs(url.query).items()})
+                    self._answer(200, b"<p>uploaded</p>", "text/html")
+                else:
+                    self._answer(404)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                if self.path == "/report":
+                    for k, v in json.loads(body).items():
+                        outer._record(k, v)
+                self._answer(204)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _record(self, what, value):
+        self.reports[what] = value
+        if {"fetch", "form"} <= self.reports.keys():
+            self.done.set()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _chromium_flags(profile):
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}", "--no-first-run", "--no-default-browser-check",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-extensions", "--disable-default-apps",
+            "--metrics-recording-only", "--mute-audio"]
+
+
+def _chromium_starts(chromium, tmp_path):
+    """Whether Chromium can run here at all (a container may forbid it)."""
+    try:
+        p = subprocess.run(
+            [chromium, *_chromium_flags(tmp_path / "probe"), "--dump-dom",
+             "data:text/html,<p>s3gate-probe</p>"],
+            capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False, "chromium --dump-dom did not finish in 30 s"
+    if b"s3gate-probe" in p.stdout:
+        return True, ""
+    return False, p.stderr.decode(errors="replace")[-400:]
+
+
+def test_chromium_form_and_fetch(pgw, garage, tmp_path):
+    """A real browser: headless Chromium loads a page from another origin
+    (http://app.example.test), `fetch`es a FormData upload with a custom
+    header (so a CORS preflight comes first) and submits an HTML form whose
+    file input it filled; both objects land byte-exact."""
+    import base64
+    import html
+    import json
+    import time
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("Chromium is not installed in this container (Debian package `chromium`); "
-                    "the browser-shaped requests above stand in for it")
-    pytest.skip("Chromium found, but the driver for this test is not written yet")
+        pytest.skip("Chromium is not installed (Debian package `chromium`, see .ci/setup)")
+    ok, why = _chromium_starts(chromium, tmp_path)
+    if not ok:
+        pytest.skip(f"Chromium is installed but cannot start here: {why}")
+
+    page_origin = "http://app.example.test"
+    fetch_key, form_key = new_key("chromium-fetch"), new_key("chromium-form")
+    fetch_data = os.urandom(512 * 1024 + 3)
+    form_data = os.urandom(300 * 1024 + 1)
+    presigner = pgw.presigner()
+    fetch_post = presigner.generate_presigned_post(garage.bucket, fetch_key, ExpiresIn=300)
+    form_post = presigner.generate_presigned_post(
+        garage.bucket, form_key,
+        Fields={"success_action_redirect": page_origin + "/done"},
+        Conditions=[{"success_action_redirect": page_origin + "/done"}], ExpiresIn=300)
+    action = f"{pgw.endpoint}/{garage.bucket}"
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">\n'
+        for k, v in form_post["fields"].items())
+    page = (PAGE.replace("__ACTION__", action).replace("__INPUTS__", inputs)
+            .replace("__FETCH_FIELDS__", json.dumps(fetch_post["fields"]))
+            .replace("__FETCH_DATA__", base64.b64encode(fetch_data).decode())
+            .replace("__FORM_DATA__", base64.b64encode(form_data).decode()))
+    server = _PageServer(page)
+    log_from = pgw.log_path.stat().st_size
+    browser_log = tmp_path / "chromium.log"
+    net_log = tmp_path / "netlog.json"
+    with open(browser_log, "wb") as blog:
+        proc = subprocess.Popen(
+            [chromium, *_chromium_flags(tmp_path / "profile"),
+             f"--host-resolver-rules=MAP app.example.test:80 127.0.0.1:{server.port}",
+             f"--log-net-log={net_log}",
+             page_origin + "/"],
+            stdout=blog, stderr=blog, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not server.done.wait(0.2):
+            assert proc.poll() is None, browser_log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, (
+                f"reports so far: {server.reports}\n"
+                + browser_log.read_text(errors="replace")[-2000:])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        server.close()
+
+    fetched = server.reports["fetch"]
+    assert fetched.get("status") == 204, fetched
+    # The ETag is readable by the page: exposed by the bucket's CORS rule.
+    assert fetched["etag"].strip('"') == hashlib.md5(fetch_data).hexdigest()
+    form = server.reports["form"]
+    assert form["key"] == form_key and form["bucket"] == garage.bucket, form
+    assert form["etag"].strip('"') == hashlib.md5(form_data).hexdigest()
+    direct = garage.client()
+    assert direct.get_object(Bucket=garage.bucket, Key=fetch_key)["Body"].read() == fetch_data
+    assert direct.get_object(Bucket=garage.bucket, Key=form_key)["Body"].read() == form_data
+    # The fetch was preceded by a preflight the gateway answered: the
+    # browser's own network log has it, and so has the gateway's.
+    net = net_log.read_text(errors="replace")
+    assert f"OPTIONS /{garage.bucket} HTTP/1.1" in net
+    assert "access-control-request-headers: x-s3gate-test" in net.lower()
+    with open(pgw.log_path, "rb") as f:
+        f.seek(log_from)
+        log = f.read().decode(errors="replace")
+    assert any('operation="-"' in line and "status=200" in line
+               for line in log.splitlines()), log[-3000:]
 
 
 def test_readme_cors_example_is_the_one_tested():

@@ -195,7 +195,8 @@ pub fn rewrite(
 
 /// A POST Object goes upstream as PutObject: none of the client's headers
 /// (the form's are not signed by its policy: only its fields are), but the
-/// object headers its fields decided; of unknown length, so chunked.
+/// object headers its fields decided. Its length is known (the file's, from
+/// the request's Content-Length): chunked only when it is not.
 fn post_object_headers(
     req: &mut RequestHeader,
     post: &crate::post::PostUpload,

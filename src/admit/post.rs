@@ -5,8 +5,10 @@
 //! policy, route, and decide the request as the PutObject it becomes — on
 //! the final key, with the headers its fields imply (an `acl` field needs
 //! `s3:PutObjectAcl`), with the bucket rules applied. The file part then
-//! streams upstream (`post::FormBody`); a form read whole already (small)
-//! is sent by the gateway itself.
+//! streams upstream (`post::FormBody`) as a PutObject whose Content-Length
+//! is the file's exact length, known from the request's (which is required,
+//! as S3 requires it); a form read whole already (small) is sent by the
+//! gateway itself.
 
 use std::time::SystemTime;
 
@@ -34,10 +36,11 @@ pub fn is_post_object(view: &RequestView<'_>, addr: &Addressed) -> bool {
         && view.raw_query.is_none_or(|q| q.is_empty())
 }
 
-/// Read the form up to the file part's content: its fields, and the
-/// bytes read past them.
-async fn read_head(session: &mut Session, boundary: &str) -> S3Result<(FormHead, Bytes)> {
+/// Read the form up to the file part's content: its fields, the bytes
+/// read past them, and how many bytes of the body were read in all.
+async fn read_head(session: &mut Session, boundary: &str) -> S3Result<(FormHead, Bytes, u64)> {
     let mut parser = HeadParser::new(boundary);
+    let mut read = 0u64;
     loop {
         let piece = session
             .downstream_session
@@ -52,8 +55,9 @@ async fn read_head(session: &mut Session, boundary: &str) -> S3Result<(FormHead,
         let Some(piece) = piece else {
             return Err(parser.finish());
         };
-        if let Some(done) = parser.push(&piece)? {
-            return Ok(done);
+        read += piece.len() as u64;
+        if let Some((head, rest)) = parser.push(&piece)? {
+            return Ok((head, rest, read));
         }
     }
 }
@@ -93,8 +97,20 @@ pub async fn admit(
     let resource = format!("/{bucket}");
     let ct = view.header("content-type").unwrap_or("");
     let boundary = boundary(ct).map_err(|e| e.with_resource(resource.clone()))?;
+    // S3 requires a POST's length; the file's exact length, and so the
+    // upstream PutObject's Content-Length, follows from it.
+    let content_length = match super::body::length_facts(view.headers)? {
+        (Some(n), false) => n,
+        _ => {
+            return Err(err(
+                S3ErrorCode::MissingContentLength,
+                "You must provide the Content-Length HTTP header.",
+            ))
+        }
+    };
     let continue_sent = super::body::send_continue(session).await?;
-    let (head, rest) = read_head(session, &boundary).await?;
+    let (head, rest, read) = read_head(session, &boundary).await?;
+    let before = read.saturating_sub(rest.len() as u64);
     let fields: Vec<(String, String)> =
         head.fields.into_iter().map(|f| (f.name, f.value)).collect();
     let field = |name: &str| {
@@ -233,9 +249,11 @@ pub async fn admit(
     ctx.post = Some(Box::new(upload));
     // 5. body: the file part only, streamed (or, read whole already, sent
     // by the gateway).
-    let form = FormBody::new(&boundary, rest, range);
+    let file_length = crate::post::file_length(content_length, before, &boundary, true)?;
+    let form = FormBody::new(&boundary, rest, range).expect(file_length)?;
     let framing = Framing {
         continue_sent,
+        upstream_length: Some(file_length),
         ..Framing::default()
     };
     ctx.plan.framing = framing;

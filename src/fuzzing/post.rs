@@ -12,7 +12,8 @@ use crate::post::FormBody;
 /// body. Properties: never panics; the file bytes read are the same
 /// whether the body arrives whole or cut in two; the fields before the file
 /// stay within their bound; a body that does not hold the closing delimiter
-/// is never accepted.
+/// is never accepted; the file's length computed from the body's length
+/// is exact.
 pub fn form(data: &[u8]) {
     let [cut, blen, body @ ..] = data else {
         return;
@@ -36,12 +37,24 @@ pub fn form(data: &[u8]) {
             "accepted a form without a delimiter"
         );
     }
-    // The streaming body plan agrees with the parser.
+    // The streaming body plan agrees with the parser; held to the length
+    // the gateway announces upstream (computed from the Content-Length),
+    // it gives the same file when the form closes with a CRLF, and
+    // refuses it otherwise.
     if let Ok((_, file)) = &whole {
         let mut head = HeadParser::new(boundary);
         if let Ok(Some((_, rest))) = head.push(body) {
-            let form = FormBody::new(boundary, rest, None);
+            let form = FormBody::new(boundary, rest.clone(), None);
             assert_eq!(form.whole().ok().as_deref(), Some(file.as_slice()));
+            let before = (body.len() - rest.len()) as u64;
+            let held = crate::post::file_length(body.len() as u64, before, boundary, true)
+                .and_then(|n| FormBody::new(boundary, rest, None).expect(n))
+                .and_then(FormBody::whole);
+            if body.ends_with(b"--\r\n") {
+                assert_eq!(held.ok().as_deref(), Some(file.as_slice()));
+            } else {
+                assert!(held.is_err(), "announced a length the form did not have");
+            }
         }
     }
 }

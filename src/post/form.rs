@@ -15,8 +15,9 @@ use crate::s3::{err, S3Error, S3ErrorCode, S3Result};
 
 /// The most the fields before the file may take (S3: 20 KiB).
 pub const MAX_FIELDS_BYTES: usize = 20 * 1024;
-/// The most bytes accepted after the file part (ignored fields, epilogue).
-pub const MAX_TAIL_BYTES: usize = 20 * 1024;
+/// What may follow the file part's delimiter: `--` and an optional CRLF
+/// (the form closes with the file; no fields after it, no epilogue).
+pub const MAX_TAIL_BYTES: usize = 4;
 
 fn malformed(msg: impl Into<String>) -> S3Error {
     err(S3ErrorCode::MalformedPOSTRequest, msg)
@@ -65,14 +66,20 @@ pub fn boundary(content_type: &str) -> S3Result<String> {
     ))
 }
 
+/// The first `needle` in `hay` at or after `from`: a scan for its first
+/// byte (CR for every delimiter, rare in most files), then a comparison.
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() || from > hay.len() - needle.len() {
-        return None;
+    let (&first, rest) = needle.split_first()?;
+    let last = hay.len().checked_sub(needle.len())?;
+    let mut i = from;
+    while i <= last {
+        i += hay[i..=last].iter().position(|&b| b == first)?;
+        if hay[i + 1..i + needle.len()] == *rest {
+            return Some(i);
+        }
+        i += 1;
     }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+    None
 }
 
 /// Where to search again for `needle` once `hay` grew: a match can only
@@ -422,9 +429,7 @@ impl FileStream {
 
     fn push_tail(&mut self, piece: &[u8]) -> S3Result<()> {
         if self.tail.len() + piece.len() > MAX_TAIL_BYTES {
-            return Err(malformed(
-                "The fields after the file part are too large (the file must be the last field)",
-            ));
+            return Err(not_closed());
         }
         self.tail.extend_from_slice(piece);
         Ok(())
@@ -435,8 +440,8 @@ impl FileStream {
         self.state == FileState::Tail
     }
 
-    /// The body ended: the closing delimiter must have arrived. Fields
-    /// after the file are ignored, as S3 ignores them.
+    /// The body ended: the closing delimiter must have arrived, right
+    /// after the file and followed by nothing but an optional CRLF.
     pub fn finish(&self) -> S3Result<()> {
         if self.state != FileState::Tail {
             return Err(err(
@@ -444,21 +449,22 @@ impl FileStream {
                 "The POST body ended before the file part's closing boundary",
             ));
         }
-        if self.tail.starts_with(b"--") {
+        if self.tail == b"--" || self.tail == b"--\r\n" {
             return Ok(());
         }
-        let mut close = self.delimiter.clone();
-        close.extend_from_slice(b"--");
-        let pad = self
-            .tail
-            .iter()
-            .take_while(|b| **b == b' ' || **b == b'\t')
-            .count();
-        if self.tail[pad..].starts_with(b"\r\n") && find(&self.tail, &close, 0).is_some() {
-            return Ok(());
-        }
-        Err(not_well_formed())
+        Err(not_closed())
     }
+
+    /// Whether the closing delimiter was followed by a CRLF.
+    pub fn closed_with_crlf(&self) -> bool {
+        self.tail == b"--\r\n"
+    }
+}
+
+fn not_closed() -> S3Error {
+    malformed(
+        "The file must be the last part of the form: its closing boundary must follow it, with nothing after but an optional CRLF",
+    )
 }
 
 #[cfg(test)]

@@ -104,10 +104,35 @@ pub fn upstream_headers(
     Ok(out)
 }
 
+/// The bytes that close a form after its file's content:
+/// `CRLF--boundary--`, and the CRLF after it when `crlf`.
+pub fn closing_len(boundary: &str, crlf: bool) -> u64 {
+    let crlf_len = if crlf { 2 } else { 0 };
+    (2 + 2 + boundary.len() + 2 + crlf_len) as u64
+}
+
+/// The file part's exact length, known before any of it is read: the
+/// request's Content-Length less the bytes before the file's content
+/// (preamble, fields, the file part's headers) and the closing delimiter
+/// (with its CRLF when `crlf`). The upstream PutObject carries it as its
+/// Content-Length; `FormBody` then holds the form to it.
+pub fn file_length(content_length: u64, before: u64, boundary: &str, crlf: bool) -> S3Result<u64> {
+    content_length
+        .checked_sub(before)
+        .and_then(|n| n.checked_sub(closing_len(boundary, crlf)))
+        .ok_or_else(|| {
+            err(
+                S3ErrorCode::MalformedPOSTRequest,
+                "The Content-Length of your POST request is too small for the form it carries",
+            )
+        })
+}
+
 /// The file part on its way upstream: the bytes read with the fields come
 /// first; each output is held back one step, and the last is released
 /// only when the form closed properly and the file's size is within the
-/// policy's `content-length-range`.
+/// policy's `content-length-range` — and, when the upstream was promised
+/// a length (`expect`), exactly that length.
 pub struct FormBody {
     stream: FileStream,
     pending: Option<Bytes>,
@@ -115,6 +140,7 @@ pub struct FormBody {
     length: u64,
     min: u64,
     max: u64,
+    expected: Option<u64>,
 }
 
 impl FormBody {
@@ -128,7 +154,34 @@ impl FormBody {
             length: 0,
             min,
             max: max.min(MAX_FILE_BYTES),
+            expected: None,
         }
+    }
+
+    /// Hold the file to `length` bytes, the upstream request's
+    /// Content-Length (`file_length`, the form closed with a CRLF). A
+    /// length outside the policy's range is refused now, before anything
+    /// went upstream.
+    pub fn expect(mut self, length: u64) -> S3Result<Self> {
+        self.check_range(length)?;
+        self.expected = Some(length);
+        Ok(self)
+    }
+
+    fn check_range(&self, length: u64) -> S3Result<()> {
+        if length > self.max {
+            return Err(too_large(self.max));
+        }
+        if length < self.min {
+            return Err(err(
+                S3ErrorCode::EntityTooSmall,
+                format!(
+                    "Your proposed upload is smaller than the minimum allowed size ({} bytes)",
+                    self.min
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The file's next bytes that may go upstream, and how many.
@@ -141,20 +194,20 @@ impl FormBody {
         if self.length > self.max {
             return Err(too_large(self.max));
         }
+        if self.expected.is_some_and(|e| self.length > e) {
+            return Err(length_mismatch());
+        }
         let release = std::mem::replace(&mut self.held, out.freeze());
         if !end_of_stream {
             let n = release.len() as u64;
             return Ok((release, n));
         }
         self.stream.finish()?;
-        if self.length < self.min {
-            return Err(err(
-                S3ErrorCode::EntityTooSmall,
-                format!(
-                    "Your proposed upload is smaller than the minimum allowed size ({} bytes)",
-                    self.min
-                ),
-            ));
+        self.check_range(self.length)?;
+        if let Some(e) = self.expected {
+            if self.length != e || !self.stream.closed_with_crlf() {
+                return Err(length_mismatch());
+            }
         }
         let mut last = BytesMut::from(&release[..]);
         last.extend_from_slice(&std::mem::take(&mut self.held));
@@ -166,6 +219,13 @@ impl FormBody {
     pub fn whole(mut self) -> S3Result<Bytes> {
         self.next(None, true).map(|(b, _)| b)
     }
+}
+
+fn length_mismatch() -> crate::s3::S3Error {
+    err(
+        S3ErrorCode::MalformedPOSTRequest,
+        "The file part does not end where the Content-Length says: a streamed form must close with CRLF--boundary--CRLF right after the file",
+    )
 }
 
 fn too_large(max: u64) -> crate::s3::S3Error {

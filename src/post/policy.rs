@@ -221,7 +221,14 @@ impl PostPolicy {
             let ok = match c {
                 Condition::Eq { field, value: want } => value(field) == Some(want.as_str()),
                 Condition::StartsWith { field, prefix } => {
-                    value(field).unwrap_or("").starts_with(prefix.as_str())
+                    let v = value(field).unwrap_or("");
+                    if field.eq_ignore_ascii_case("content-type") && v.contains(',') {
+                        // S3: a Content-Type with commas is a list; each
+                        // of its values must start with the prefix.
+                        v.split(',').all(|t| t.trim().starts_with(prefix.as_str()))
+                    } else {
+                        v.starts_with(prefix.as_str())
+                    }
                 }
                 Condition::ContentLengthRange { .. } => true,
             };

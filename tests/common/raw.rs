@@ -233,3 +233,85 @@ pub fn sha256_hex(d: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(d))
 }
+
+/// `YYYY-MM-DD`, `HH:MM:SS` of a time (UTC), for POST policies and
+/// `x-amz-date` (days to civil date: H. Hinnant's algorithm).
+fn utc(t: SystemTime) -> ((i64, u32, u32), (u64, u64, u64)) {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    ((y, m, d), (rem / 3600, rem / 60 % 60, rem % 60))
+}
+
+impl Signer<'_> {
+    /// The fields of a browser form for `key` in `bucket` with a SigV4-signed
+    /// POST policy (bucket and key conditions, then `conditions`, JSON
+    /// texts; valid ten minutes). Signed with aws-sigv4's key derivation.
+    pub fn post_fields(
+        &self,
+        bucket: &str,
+        key: &str,
+        conditions: &[&str],
+    ) -> Vec<(String, String)> {
+        use base64::Engine as _;
+        let ((y, mo, d), (h, mi, s)) = utc(self.time);
+        let ((ey, emo, ed), (eh, emi, es)) = utc(self.time + Duration::from_secs(600));
+        let date = format!("{y:04}{mo:02}{d:02}");
+        let amz_date = format!("{date}T{h:02}{mi:02}{s:02}Z");
+        let credential = format!("{}/{date}/{}/s3/aws4_request", self.key, self.region);
+        let mut conds = vec![
+            format!("{{\"bucket\": {}}}", serde_json::json!(bucket)),
+            format!("{{\"key\": {}}}", serde_json::json!(key)),
+            "{\"x-amz-algorithm\": \"AWS4-HMAC-SHA256\"}".to_string(),
+            format!("{{\"x-amz-credential\": \"{credential}\"}}"),
+            format!("{{\"x-amz-date\": \"{amz_date}\"}}"),
+        ];
+        conds.extend(conditions.iter().map(|c| c.to_string()));
+        let doc = format!(
+            "{{\"expiration\": \"{ey:04}-{emo:02}-{ed:02}T{eh:02}:{emi:02}:{es:02}.000Z\", \"conditions\": [{}]}}",
+            conds.join(", ")
+        );
+        let policy = base64::engine::general_purpose::STANDARD.encode(doc);
+        let signing_key = v4::generate_signing_key(self.secret, self.time, self.region, "s3");
+        let signature = v4::calculate_signature(signing_key, policy.as_bytes());
+        vec![
+            ("key".into(), key.into()),
+            ("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()),
+            ("x-amz-credential".into(), credential),
+            ("x-amz-date".into(), amz_date),
+            ("policy".into(), policy),
+            ("x-amz-signature".into(), signature),
+        ]
+    }
+}
+
+/// A `multipart/form-data` body up to the file's content: the fields, then
+/// the file part's headers. The file, then [`form_close`], follow.
+pub fn form_open(boundary: &str, fields: &[(String, String)], filename: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for (k, v) in fields {
+        out.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    out.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ));
+    out.into_bytes()
+}
+
+/// The closing delimiter after the file, as browsers send it.
+pub fn form_close(boundary: &str) -> Vec<u8> {
+    format!("\r\n--{boundary}--\r\n").into_bytes()
+}

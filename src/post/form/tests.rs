@@ -100,26 +100,42 @@ fn every_split_point_reads_the_same_form() {
 }
 
 #[test]
-fn preamble_epilogue_and_empty_file() {
+fn preamble_and_empty_file() {
     let mut body = b"preamble\r\n".to_vec();
     body.extend(form(&[("key", "k")], b""));
-    body.extend_from_slice(b"epilogue");
     let (h, f) = parse_split(&body, &[]).unwrap();
     assert_eq!(h.fields[0].value, "k");
     assert!(f.is_empty());
 }
 
 #[test]
-fn fields_after_the_file_are_ignored_but_the_form_must_close() {
+fn the_form_closes_right_after_the_file() {
     let mut body = form(&[("key", "k")], b"data");
     let closing = format!("\r\n--{B}--\r\n");
     body.truncate(body.len() - closing.len());
-    let mut with_more = body.clone();
-    with_more.extend_from_slice(
-        format!("\r\n--{B}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv{closing}")
-            .as_bytes(),
-    );
-    assert_eq!(parse_split(&with_more, &[]).unwrap().1, b"data");
+    // Closing delimiter, with or without the CRLF after it.
+    for end in [closing.as_str(), &closing[..closing.len() - 2]] {
+        let mut ok = body.clone();
+        ok.extend_from_slice(end.as_bytes());
+        assert_eq!(parse_split(&ok, &[]).unwrap().1, b"data");
+    }
+    // Anything more is refused: an epilogue, padding, fields after the file.
+    let after_file: Vec<String> = vec![
+        format!("{closing}epilogue"),
+        format!("{closing}\r\n"),
+        format!("\r\n--{B}-- \r\n"),
+        format!("\r\n--{B}--x"),
+        format!("\r\n--{B}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv{closing}"),
+    ];
+    for tail in &after_file {
+        let mut bad = body.clone();
+        bad.extend_from_slice(tail.as_bytes());
+        let e = parse_split(&bad, &[]).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::MalformedPOSTRequest, "{tail:?}");
+        // Cut anywhere, alike.
+        let cuts: Vec<usize> = (1..bad.len()).collect();
+        assert!(parse_split(&bad, &cuts).is_err(), "{tail:?}");
+    }
     // Truncated: no closing delimiter.
     let e = parse_split(&body, &[]).unwrap_err();
     assert_eq!(e.code, S3ErrorCode::IncompleteBody);

@@ -74,6 +74,46 @@ fn the_aws_example_policy_admits_its_form() {
 }
 
 #[test]
+fn a_content_type_list_must_match_the_prefix_in_each_value() {
+    let p = PostPolicy::parse(&b64(AWS_EXAMPLE)).unwrap();
+    let now = at("2015-12-29T00:00:00Z");
+    let with_type = |t: &str| {
+        let mut f = example_form();
+        for (n, v) in f.iter_mut() {
+            if n == "Content-Type" {
+                *v = t.to_string();
+            }
+        }
+        f
+    };
+    // The AWS docs' example: every value starts with `image/`.
+    p.check(
+        &with_type("image/jpg,image/png,image/gif"),
+        "sigv4examplebucket",
+        now,
+    )
+    .unwrap();
+    for bad in ["image/jpg,text/plain", "text/plain,image/png", "image/png,"] {
+        let e = p
+            .check(&with_type(bad), "sigv4examplebucket", now)
+            .unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::AccessDenied, "{bad}");
+    }
+    // Other fields are not lists: a comma is just a character.
+    let key = |k: &str| {
+        let mut f = with_type("image/png");
+        for (n, v) in f.iter_mut() {
+            if n == "key" {
+                *v = k.to_string();
+            }
+        }
+        f
+    };
+    p.check(&key("user/user1/a,user/user2/b"), "sigv4examplebucket", now)
+        .unwrap();
+}
+
+#[test]
 fn each_condition_is_enforced() {
     let p = PostPolicy::parse(&b64(AWS_EXAMPLE)).unwrap();
     let now = at("2015-12-29T00:00:00Z");
