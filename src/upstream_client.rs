@@ -185,7 +185,21 @@ impl UpstreamClient {
             let sent = async {
                 session.write_request_header(Box::new(req.clone())).await?;
                 session.finish_request_body().await?;
-                session.read_response_header().await
+                // An informational answer (100, 103) is not the answer.
+                loop {
+                    session.read_response_header().await?;
+                    let status = session.response_header().map(|h| h.status.as_u16());
+                    match status {
+                        Some(101) => {
+                            return pingora::Error::e_explain(
+                                pingora::ErrorType::InvalidHTTPHeader,
+                                "the upstream switched protocols",
+                            )
+                        }
+                        Some(100..=199) => continue,
+                        _ => return Ok(()),
+                    }
+                }
             }
             .await;
             match sent {

@@ -24,6 +24,8 @@ const BIG_BODY: u8 = 4;
 /// The same announced, then a reset after a quarter of it.
 const RESET_BIG_BODY: u8 = 5;
 const BIG: usize = 4 << 20;
+/// An informational answer (103 Early Hints) before the real one.
+const EARLY_HINTS: u8 = 6;
 
 /// A stand-in upstream whose behaviour the test switches; its port.
 fn upstream(mode: Arc<AtomicU8>) -> u16 {
@@ -78,6 +80,11 @@ fn serve(s: TcpStream, mode: u8) {
             let _ = s.write_all(&[b'x'; 100_000]);
             let _ = s.flush();
             reset(s);
+        }
+        EARLY_HINTS => {
+            let _ = s.write_all(
+                b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
         }
         BIG_BODY | RESET_BIG_BODY => {
             let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n");
@@ -308,4 +315,12 @@ fn a_spliced_body_that_breaks_off_never_looks_complete() {
     assert_eq!(r.status, 200, "the header was out before the break");
     assert_eq!(r.header("content-length"), Some(BIG.to_string().as_str()));
     assert!(r.body.len() < BIG, "truncated: {} of {BIG}", r.body.len());
+}
+
+#[test]
+fn an_informational_answer_before_the_real_one_is_skipped() {
+    let up = upstream(Arc::new(AtomicU8::new(EARLY_HINTS)));
+    let gw = gateway(up);
+    let (r, _) = request(&gw, "GET", b"");
+    assert_eq!((r.status, r.body.as_str()), (200, "hello"));
 }

@@ -57,7 +57,45 @@ pub fn eligible(gw: &Gateway, session: &Session, ctx: &RequestCtx) -> bool {
         .route
         .as_ref()
         .is_some_and(|r| !r.upstream.endpoint.tls);
-    req.method == http::Method::GET && bodiless && plain_client && plain_upstream
+    req.method == http::Method::GET
+        && bodiless
+        && plain_client
+        && plain_upstream
+        && plain_hop(&req.headers)
+}
+
+/// Headers that would change the connection rather than the request
+/// (`Expect`, `Upgrade`, `TE`, `Connection` naming other headers): such
+/// requests take pingora's path, which knows what to do with them.
+fn plain_hop(headers: &http::HeaderMap) -> bool {
+    let unusual = ["expect", "upgrade", "te", "http2-settings", "trailer"];
+    let connection_ok = headers.get_all("connection").iter().all(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').all(|t| {
+                let t = t.trim();
+                t.is_empty()
+                    || t.eq_ignore_ascii_case("close")
+                    || t.eq_ignore_ascii_case("keep-alive")
+            })
+        })
+    });
+    connection_ok && unusual.iter().all(|h| !headers.contains_key(*h))
+}
+
+/// The client's request as the upstream gets it before re-addressing:
+/// HTTP/1.1, without the hop-by-hop headers pingora's proxy removes.
+fn upstream_copy(req: &pingora::http::RequestHeader) -> pingora::http::RequestHeader {
+    let mut out = req.clone();
+    out.set_version(http::Version::HTTP_11);
+    for h in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+    ] {
+        out.remove_header(h);
+    }
+    out
 }
 
 /// Relay the decided GetObject. `Ok(())`: answered (the client's
@@ -73,7 +111,7 @@ pub async fn relay(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) ->
         Err(e) => return Err(fail(ctx, e)),
     };
     ctx.plan.upstream_key_id = Some(credentials.access_key_id.clone());
-    let mut req = session.req_header().clone();
+    let mut req = upstream_copy(session.req_header());
     if let Err(e) = crate::forward::rewrite(&mut req, ctx, &credentials) {
         return Err(fail(ctx, e));
     }
@@ -109,34 +147,60 @@ pub async fn relay(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) ->
         }
         _ => false,
     };
-    if spliced {
+    // Everything the splice needs is set up before anything is written:
+    // if it cannot be, the answer takes the copying path instead.
+    let splicer = if spliced {
+        match Splicer::new(session, &reply) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, error = %e.message, "cannot splice; copying instead");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(splicer) = splicer {
         // pingora writes nothing of this answer (it could not count the
         // spliced bytes): the header, what it already read of the body and
         // the rest go straight to the socket, and the connection closes.
         session.set_keepalive(None);
         let total = length.unwrap_or(0);
         let head = render_head(&resp);
-        let first = reply.session.read_response_body().await?;
+        let first = match reply.session.read_response_body().await {
+            Ok(first) => first,
+            // Nothing written yet: the client gets the S3 error.
+            Err(e) => return Err(e.into_up()),
+        };
         let read_timeout = gw.state.config.timeouts.read;
-        let moved = splice_answer(session, &reply, head, first, total, read_timeout, ctx).await;
-        if let Err(e) = moved {
-            // The client's connection ends without the rest of the body.
+        if let Err(e) = splicer.run(head, first, total, read_timeout, ctx).await {
+            // The client's connection ends without the rest of the body
+            // (short of its Content-Length); the log line says why.
             tracing::warn!(request_id = %ctx.request_id, error = %e.message, "spliced body broke off");
+            ctx.outcome.error_code = Some(e.code);
             ctx.outcome.error = Some(e);
         }
         // The upstream connection's body reader never saw these bytes:
         // it is not returned to the pool.
         return Ok(());
     }
-    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .map_err(|e| e.into_down())?;
     loop {
-        let mut piece = reply.session.read_response_body().await?;
+        let mut piece = reply
+            .session
+            .read_response_body()
+            .await
+            .map_err(|e| e.into_up())?;
         let end = piece.is_none() || reply.session.response_done();
         gw.response_body_filter(session, &mut piece, end, ctx)?;
-        match piece {
-            Some(b) => session.write_response_body(Some(b), end).await?,
-            None if end => session.finish_body().await.map(|_| ())?,
-            None => {}
+        if piece.is_some() || end {
+            session
+                .write_response_body(piece, end)
+                .await
+                .map_err(|e| e.into_down())?;
         }
         if end {
             break;
@@ -153,119 +217,161 @@ fn bad_gateway(upstream: &str, what: &str) -> S3Error {
     )
 }
 
-/// Write the header and the body's first piece to the client's socket,
-/// then move the rest of the `total` body bytes from the upstream socket.
-async fn splice_answer(
-    session: &Session,
-    reply: &crate::upstream_client::ReadingReply,
-    head: Vec<u8>,
-    first: Option<bytes::Bytes>,
-    total: u64,
-    read_timeout: Duration,
-    ctx: &mut RequestCtx,
-) -> Result<(), S3Error> {
-    let broke = |what: &str, e: &dyn std::fmt::Display| {
-        err(
-            S3ErrorCode::BadGateway,
-            format!("The object's body broke off ({what}: {e})"),
-        )
-    };
-    let client_fd = session
-        .downstream_session
-        .stream()
-        .map(|s| s.id())
-        .ok_or_else(|| broke("client", &"not a plain connection"))?;
-    let upstream_fd = match &reply.session {
-        pingora::protocols::http::client::HttpSession::H1(h) => h.stream().id(),
-        _ => return Err(broke("upstream", &"not HTTP/1")),
-    };
-    // Our own descriptors for the two sockets, watched by the runtime
-    // beside pingora's (which nobody polls meanwhile).
-    // SAFETY (both): an `OwnedFd` stays open, and names the same socket,
-    // for as long as the `AsyncFd` that owns it.
-    let from =
-        unsafe { AsyncFd::register_with_interest(duplicate(upstream_fd)?, Interest::READABLE) }
-            .map_err(|e| broke("upstream", &e))?;
-    let to = unsafe { AsyncFd::register_with_interest(duplicate(client_fd)?, Interest::WRITABLE) }
-        .map_err(|e| broke("client", &e))?;
-    let (pipe_out, pipe_in) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .map_err(|e| broke("pipe", &e))?;
-    // A bigger pipe means fewer calls; the default (64 KiB) still works.
-    let _ = nix::fcntl::fcntl(
-        &pipe_in,
-        nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES as i32),
-    );
-    write_all(&to, &head, read_timeout)
-        .await
-        .map_err(|e| broke("client", &e))?;
-    let first = first.unwrap_or_default();
-    let first_len = (first.len() as u64).min(total);
-    write_all(&to, &first[..first_len as usize], read_timeout)
-        .await
-        .map_err(|e| broke("client", &e))?;
-    ctx.outcome.bytes_out += first_len;
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    // Bytes still to come from the upstream, and bytes in the pipe. Both
-    // directions move whenever they can, so the upstream keeps sending
-    // while the client is slow and the other way round.
-    let (mut unread, mut in_pipe) = (total - first_len, 0usize);
-    while unread > 0 || in_pipe > 0 {
-        let mut can_read = false;
-        if unread > 0 {
-            let want = unread.min(PIPE_BYTES as u64) as usize;
-            match splice(from.get_ref(), None, &pipe_in, None, want, flags) {
-                Ok(0) => return Err(broke("upstream", &"closed early")),
-                Ok(n) => {
-                    unread -= n as u64;
-                    in_pipe += n;
-                }
-                // Nothing to read yet, or the pipe is full.
-                Err(nix::errno::Errno::EAGAIN) => can_read = in_pipe == 0,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(broke("upstream", &e)),
-            }
-        }
-        let mut can_write = false;
-        if in_pipe > 0 {
-            let more = if unread > 0 {
-                SpliceFFlags::SPLICE_F_MORE
-            } else {
-                SpliceFFlags::empty()
-            };
-            match splice(&pipe_out, None, to.get_ref(), None, in_pipe, flags | more) {
-                Ok(0) => return Err(broke("client", &"closed")),
-                Ok(n) => {
-                    in_pipe -= n;
-                    ctx.outcome.bytes_out += n as u64;
-                    continue;
-                }
-                Err(nix::errno::Errno::EAGAIN) => can_write = true,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(broke("client", &e)),
-            }
-        }
-        // Neither side could move: wait for whichever can next. (A full
-        // pipe with a blocked client waits on the client alone.)
-        let waited = tokio::time::timeout(read_timeout, async {
-            match (can_read || (unread > 0 && in_pipe < PIPE_BYTES), can_write) {
-                (true, true) => tokio::select! {
-                    r = from.readable() => r.map(|mut g| g.clear_ready()),
-                    w = to.writable() => w.map(|mut g| g.clear_ready()),
-                },
-                (true, false) => from.readable().await.map(|mut g| g.clear_ready()),
-                (false, true) => to.writable().await.map(|mut g| g.clear_ready()),
-                (false, false) => Ok(()),
-            }
+/// The two sockets (our own descriptors, watched by the runtime beside
+/// pingora's, which nobody polls meanwhile) and the pipe between them.
+struct Splicer {
+    from: AsyncFd<OwnedFd>,
+    to: AsyncFd<OwnedFd>,
+    pipe_out: OwnedFd,
+    pipe_in: OwnedFd,
+    /// What the pipe holds (the kernel may give less than asked).
+    capacity: usize,
+}
+
+impl Splicer {
+    fn new(
+        session: &Session,
+        reply: &crate::upstream_client::ReadingReply,
+    ) -> Result<Self, S3Error> {
+        let broke = |what: &str, e: &dyn std::fmt::Display| {
+            err(
+                S3ErrorCode::InternalError,
+                format!("cannot splice ({what}: {e})"),
+            )
+        };
+        let client_fd = session
+            .downstream_session
+            .stream()
+            .map(|s| s.id())
+            .ok_or_else(|| broke("client", &"not a plain connection"))?;
+        let upstream_fd = match &reply.session {
+            pingora::protocols::http::client::HttpSession::H1(h) => h.stream().id(),
+            _ => return Err(broke("upstream", &"not HTTP/1")),
+        };
+        // SAFETY (both): an `OwnedFd` stays open, and names the same
+        // socket, for as long as the `AsyncFd` that owns it.
+        let from =
+            unsafe { AsyncFd::register_with_interest(duplicate(upstream_fd)?, Interest::READABLE) }
+                .map_err(|e| broke("upstream", &e))?;
+        let to =
+            unsafe { AsyncFd::register_with_interest(duplicate(client_fd)?, Interest::WRITABLE) }
+                .map_err(|e| broke("client", &e))?;
+        let (pipe_out, pipe_in) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| broke("pipe", &e))?;
+        // A bigger pipe means fewer calls; the default still works.
+        let _ = nix::fcntl::fcntl(
+            &pipe_in,
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES as i32),
+        );
+        let capacity = nix::fcntl::fcntl(&pipe_in, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1 << 16);
+        Ok(Splicer {
+            from,
+            to,
+            pipe_out,
+            pipe_in,
+            capacity,
         })
-        .await;
-        match waited {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(broke("socket", &e)),
-            Err(_) => return Err(broke("relay", &"timed out")),
-        }
     }
-    Ok(())
+
+    /// Write the header and the body's first piece to the client's socket,
+    /// then move the rest of the `total` body bytes from the upstream's.
+    async fn run(
+        self,
+        head: Vec<u8>,
+        first: Option<bytes::Bytes>,
+        total: u64,
+        read_timeout: Duration,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), S3Error> {
+        let broke = |what: &str, e: &dyn std::fmt::Display| {
+            err(
+                S3ErrorCode::BadGateway,
+                format!("The object's body broke off ({what}: {e})"),
+            )
+        };
+        let Splicer {
+            from,
+            to,
+            pipe_out,
+            pipe_in,
+            capacity,
+        } = self;
+        write_all(&to, &head, read_timeout)
+            .await
+            .map_err(|e| broke("client", &e))?;
+        let first = first.unwrap_or_default();
+        let first_len = (first.len() as u64).min(total);
+        write_all(&to, &first[..first_len as usize], read_timeout)
+            .await
+            .map_err(|e| broke("client", &e))?;
+        ctx.outcome.bytes_out += first_len;
+        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+        // Bytes still to come from the upstream, and bytes in the pipe. Both
+        // directions move whenever they can, so the upstream keeps sending
+        // while the client is slow and the other way round.
+        let (mut unread, mut in_pipe) = (total - first_len, 0usize);
+        while unread > 0 || in_pipe > 0 {
+            let mut can_read = false;
+            if unread > 0 {
+                let want = unread.min(capacity as u64) as usize;
+                match splice(from.get_ref(), None, &pipe_in, None, want, flags) {
+                    Ok(0) => return Err(broke("upstream", &"closed early")),
+                    Ok(n) => {
+                        unread -= n as u64;
+                        in_pipe += n;
+                    }
+                    // Nothing to read yet, or the pipe is full.
+                    Err(nix::errno::Errno::EAGAIN) => can_read = in_pipe == 0,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(broke("upstream", &e)),
+                }
+            }
+            let mut can_write = false;
+            if in_pipe > 0 {
+                let more = if unread > 0 {
+                    SpliceFFlags::SPLICE_F_MORE
+                } else {
+                    SpliceFFlags::empty()
+                };
+                match splice(&pipe_out, None, to.get_ref(), None, in_pipe, flags | more) {
+                    Ok(0) => return Err(broke("client", &"closed")),
+                    Ok(n) => {
+                        in_pipe -= n;
+                        ctx.outcome.bytes_out += n as u64;
+                        continue;
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => can_write = true,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(broke("client", &e)),
+                }
+            }
+            // Neither side could move: wait for whichever can next. (A full
+            // pipe with a blocked client waits on the client alone.)
+            let waited = tokio::time::timeout(read_timeout, async {
+                match (can_read || (unread > 0 && in_pipe < capacity), can_write) {
+                    (true, true) => tokio::select! {
+                        r = from.readable() => r.map(|mut g| g.clear_ready()),
+                        w = to.writable() => w.map(|mut g| g.clear_ready()),
+                    },
+                    (true, false) => from.readable().await.map(|mut g| g.clear_ready()),
+                    (false, true) => to.writable().await.map(|mut g| g.clear_ready()),
+                    (false, false) => Ok(()),
+                }
+            })
+            .await;
+            match waited {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(broke("socket", &e)),
+                Err(_) => return Err(broke("relay", &"timed out")),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The answer's header as HTTP/1.1, announcing the connection's end.
