@@ -79,6 +79,10 @@ pub struct Metrics {
     /// parts held, aborts another replica (or a client) got to first, the
     /// ownership records it removed (all by bucket), and its rounds.
     pub reaper_reaped: Counter,
+    /// Orphans (no ownership record, older than `orphans_after`) it
+    /// aborted, and candidates a last look found recorded after all.
+    pub reaper_orphans_reaped: Counter,
+    pub reaper_orphans_spared: Counter,
     pub reaper_bytes_freed: Counter,
     pub reaper_duplicates: Counter,
     pub reaper_records_removed: Counter,
@@ -236,8 +240,22 @@ impl Metrics {
         );
         counter(
             out,
+            "s3gate_reaper_orphans_reaped_total",
+            "Orphaned multipart uploads (no initiator on record, older than orphans_after) the reaper aborted, by bucket.",
+            &["bucket"],
+            &self.reaper_orphans_reaped,
+        );
+        counter(
+            out,
+            "s3gate_reaper_orphans_spared_total",
+            "Orphan candidates the reaper left alone because their ownership record appeared after the listing, by bucket.",
+            &["bucket"],
+            &self.reaper_orphans_spared,
+        );
+        counter(
+            out,
             "s3gate_reaper_bytes_freed_total",
-            "Bytes of the parts of the uploads the reaper aborted (from ListParts), by bucket.",
+            "Bytes of the parts of the uploads the reaper aborted, expired or orphaned (from ListParts), by bucket.",
             &["bucket"],
             &self.reaper_bytes_freed,
         );

@@ -158,6 +158,12 @@ fn reaper(
         abort: config.multipart.abort.clone(),
         lease,
         config_file: config.file.display().to_string(),
+        // Orphans only where records are durable and shared: the memory
+        // store's are one replica's and go with a restart.
+        orphans_after: match config.multipart.ownership {
+            OwnershipStore::S3 { .. } => config.multipart.reaper.as_ref()?.orphans_after,
+            OwnershipStore::Memory => None,
+        },
     }))
 }
 

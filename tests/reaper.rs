@@ -2,7 +2,10 @@
 //! Garage: expired uploads are aborted through the abort flow and audited
 //! as `s3gate:reaper` naming the initiator; ownership records of reaped
 //! uploads and of uploads gone upstream are removed; two replicas on one
-//! state bucket abort an upload once.
+//! state bucket abort an upload once; uploads nobody is on record for
+//! (created behind the gateway's back, as a create whose record was never
+//! written leaves them) are aborted as orphans after `orphans_after`, with
+//! the durable store only.
 
 mod common;
 
@@ -277,4 +280,147 @@ async fn two_replicas_abort_an_expired_upload_once() {
     let standby = metric(&a, "s3gate_reaper_runs_total{result=\"standby\"}")
         + metric(&b, "s3gate_reaper_runs_total{result=\"standby\"}");
     assert!(standby > 0, "one replica stood by");
+}
+
+/// An upload created at Garage directly, with one part of `len` bytes: no
+/// ownership record, as a create the gateway never recorded leaves it.
+async fn start_direct_upload(g: &Garage, bucket: &str, key: &str, len: usize) -> String {
+    let c = direct(g);
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("direct create");
+    let id = up.upload_id().expect("upload id").to_string();
+    c.upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(common::data(len, 3)))
+        .send()
+        .await
+        .expect("direct part");
+    id
+}
+
+fn orphan_config(garage: &Garage, name: &str, audit: &Path) -> GatewayConfig {
+    GatewayConfig::new(garage)
+        .gateway_name(name)
+        .alice_and_bob()
+        // A long limit: only orphans are young enough to go here.
+        .bucket(
+            "keep",
+            BucketRule::upstream("garage").abort_incomplete_after("1d"),
+        )
+        .abort("5s", true, 5)
+        .reaper("1s")
+        .orphans_after("2s")
+        .audit(Audit::new(audit).fsync("always"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_aborts_orphans_and_spares_recorded_uploads() {
+    let dir = tempfile::tempdir().expect("dir");
+    let garage = start_garage(dir.path(), &["keep", "state"]);
+    let audit = dir.path().join("audit.jsonl");
+    let gw = orphan_config(&garage, "reaper-orphans", &audit)
+        .ownership_s3("garage", "state", "owners/")
+        .start(&dir.path().join("gw"));
+
+    let orphan = start_direct_upload(&garage, "keep", "orphan.bin", 321).await;
+    let recorded = start_upload(&gw, "keep", "recorded.bin", 10).await;
+    assert_eq!(records(&garage, "keep").await, 1, "only one is on record");
+
+    wait_for("the orphan to be gone upstream", || async {
+        (!uploads(&garage, "keep").await.contains(&orphan)).then_some(())
+    })
+    .await;
+    let r = wait_for("the reaper's audit record of the orphan", || async {
+        reaper_records(&audit, &orphan).into_iter().next()
+    })
+    .await;
+    assert_eq!(r["event"], "AbortMultipartUpload");
+    assert_eq!(r["principal"], "s3gate:reaper");
+    assert_eq!(r["reason"], "orphaned", "{r}");
+    assert_eq!(r["initiator"], "unknown", "{r}");
+    assert_eq!(r["outcome"], "aborted", "{r}");
+    assert_eq!(r["key"], "orphan.bin");
+    assert_eq!(r["parts_before"]["count"], 1);
+    assert_eq!(r["parts_before"]["bytes"], 321);
+    assert_eq!(r["parts_remaining"], 0);
+    assert_eq!(
+        r["decision"]["statements"][0]["sid"],
+        "multipart.reaper.orphans_after"
+    );
+
+    // The recorded upload stays, round after round, once well past
+    // orphans_after (and far from its 1d limit).
+    let rounds = || metric(&gw, "s3gate_reaper_runs_total{result=\"ok\"}");
+    let before = rounds();
+    wait_for("three more rounds", || async {
+        (rounds() >= before + 3).then_some(())
+    })
+    .await;
+    assert!(uploads(&garage, "keep").await.contains(&recorded));
+    assert!(reaper_records(&audit, &recorded).is_empty());
+    assert_eq!(records(&garage, "keep").await, 1, "its record stays");
+    assert_eq!(
+        metric(&gw, "s3gate_reaper_orphans_reaped_total{bucket=\"keep\"}"),
+        1
+    );
+    assert_eq!(metric(&gw, "s3gate_reaper_uploads_reaped_total"), 0);
+    assert_eq!(
+        metric(&gw, "s3gate_reaper_bytes_freed_total{bucket=\"keep\"}"),
+        321
+    );
+    // Its initiator may still finish it.
+    let c = alice(&gw);
+    let parts = c
+        .list_parts()
+        .bucket("keep")
+        .key("recorded.bin")
+        .upload_id(&recorded)
+        .send()
+        .await
+        .expect("alice lists her parts");
+    assert_eq!(parts.parts().len(), 1);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_orphans_are_reaped_with_the_memory_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    let garage = start_garage(dir.path(), &["keep"]);
+    let audit = dir.path().join("audit.jsonl");
+    // The memory store's records are this replica's alone: an upload
+    // another replica (or this one before a restart) recorded would look
+    // like an orphan, so none is reaped.
+    let gw = orphan_config(&garage, "reaper-memory", &audit).start(&dir.path().join("gw"));
+    let unrecorded = start_direct_upload(&garage, "keep", "unrecorded.bin", 10).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // past orphans_after
+    let rounds = || metric(&gw, "s3gate_reaper_runs_total{result=\"ok\"}");
+    let before = rounds();
+    wait_for("two more rounds", || async {
+        (rounds() >= before + 2).then_some(())
+    })
+    .await;
+    assert!(uploads(&garage, "keep").await.contains(&unrecorded));
+    assert!(reaper_records(&audit, &unrecorded).is_empty());
+    assert!(
+        gw.log().contains("orphans_after has no effect"),
+        "the config warning is shown"
+    );
 }

@@ -119,8 +119,9 @@ pub struct Event {
     /// On an `auth_failed` record: how many `auth_failed` records the rate
     /// limit dropped since the previous one written (null when none).
     pub suppressed: Option<u64>,
-    /// Why the gateway itself acted: `expired` on the reaper's aborts
-    /// (principal `s3gate:reaper`); null on clients' requests.
+    /// Why the gateway itself acted: `expired` or `orphaned` on the
+    /// reaper's aborts (principal `s3gate:reaper`); null on clients'
+    /// requests.
     pub reason: Option<String>,
     /// Resolves `initiator` when the record is written (an ownership lookup
     /// that needs an await); not part of the record.

@@ -276,11 +276,18 @@ impl Default for AbortSettings {
     }
 }
 
-/// `multipart.reaper`: how often the reaper looks for expired uploads.
+/// `multipart.reaper`: how often the reaper looks for expired uploads,
+/// and after how long an upload nobody is on record for is an orphan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReaperSettings {
     pub every: Duration,
+    /// None: `off`. Only acts with `ownership.store: s3` (the memory
+    /// store's records are one replica's, and lost on restart).
+    pub orphans_after: Option<Duration>,
 }
+
+/// `multipart.reaper.orphans_after` when not written.
+pub const DEFAULT_ORPHANS_AFTER: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default)]
 pub struct MultipartConfig {

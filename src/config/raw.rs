@@ -166,6 +166,10 @@ pub struct MultipartConfig {
 #[serde(deny_unknown_fields)]
 pub struct ReaperConfig {
     pub every: String,
+    /// Incomplete uploads without an ownership record older than this are
+    /// aborted as orphans (`5m`; `off`).
+    #[serde(default)]
+    pub orphans_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

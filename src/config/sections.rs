@@ -15,7 +15,7 @@ use super::locate::Step;
 use super::{
     raw, AbortSettings, AdminConfig, Arn, AuditConfig, AuditEvent, DecisionLogConfig, Fsync,
     Listener, MultipartConfig, OnFailure, OwnershipStore, PoliciesConfig, ReaperSettings, Timeouts,
-    DEFAULT_OWNERSHIP_PREFIX,
+    DEFAULT_ORPHANS_AFTER, DEFAULT_OWNERSHIP_PREFIX,
 };
 
 /// A section that is one value (or None, with an error, when it is not).
@@ -193,8 +193,26 @@ pub(super) fn multipart(
         out.abort_incomplete_after = positive(&["multipart", "abort_incomplete_after"], text);
     }
     if let Some(r) = &m.reaper {
-        out.reaper = positive(&["multipart", "reaper", "every"], &r.every)
-            .map(|every| ReaperSettings { every });
+        let orphans_after = match r.orphans_after.as_deref().map(str::trim) {
+            None => Some(DEFAULT_ORPHANS_AFTER),
+            Some("off") => None,
+            Some(text) => positive(&["multipart", "reaper", "orphans_after"], text),
+        };
+        out.reaper =
+            positive(&["multipart", "reaper", "every"], &r.every).map(|every| ReaperSettings {
+                every,
+                orphans_after,
+            });
+        let explicit = r
+            .orphans_after
+            .as_deref()
+            .is_some_and(|t| t.trim() != "off");
+        if explicit && out.ownership == OwnershipStore::Memory {
+            cx.warn(
+                &[k("multipart"), k("reaper"), k("orphans_after")],
+                "multipart.reaper.orphans_after has no effect with the memory ownership store (its records are one replica's and do not survive a restart): orphans are only reaped with `ownership.store: s3`",
+            );
+        }
     }
     (out, arn)
 }

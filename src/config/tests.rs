@@ -291,8 +291,10 @@ fn reaper_limits_per_bucket_and_by_default() {
     assert_eq!(
         c.multipart.reaper,
         Some(ReaperSettings {
-            every: std::time::Duration::from_secs(600)
-        })
+            every: std::time::Duration::from_secs(600),
+            orphans_after: Some(std::time::Duration::from_secs(300)),
+        }),
+        "orphans are reaped after 5 minutes unless said otherwise"
     );
     let reaped = c.reaped_buckets();
     let day = 86_400;
@@ -311,6 +313,72 @@ fn reaper_limits_per_bucket_and_by_default() {
             ),
         ],
         "the catch-all has no names to list"
+    );
+}
+
+#[test]
+fn reaper_orphans_after() {
+    let with = |reaper: &str, store: &str| {
+        GOOD.replace(
+            "    target: real-data\n",
+            &format!("    target: real-data\n    abort_incomplete_after: 7d\nmultipart:\n  ownership: {store}\n  reaper: {reaper}\n"),
+        )
+    };
+    let s3 = "{ store: s3, upstream: lab, bucket: state }";
+    let c = parse(
+        Path::new("g.yaml"),
+        &with("{ every: 1s, orphans_after: 2s }", s3),
+    )
+    .unwrap();
+    let r = c.multipart.reaper.expect("reaper");
+    assert_eq!(r.orphans_after, Some(std::time::Duration::from_secs(2)));
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("orphans_after")),
+        "{:?}",
+        c.warnings
+    );
+    let c = parse(
+        Path::new("g.yaml"),
+        &with("{ every: 1s, orphans_after: off }", s3),
+    )
+    .unwrap();
+    assert_eq!(c.multipart.reaper.expect("reaper").orphans_after, None);
+    // Not a duration, or zero: an error.
+    for bad in ["soon", "0s"] {
+        let errs = parse(
+            Path::new("g.yaml"),
+            &with(&format!("{{ every: 1s, orphans_after: {bad} }}"), s3),
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.to_string().contains("multipart.reaper.orphans_after")),
+            "{errs:?}"
+        );
+    }
+    // With the memory store it cannot act, and says so when asked for.
+    let memory = "{ store: memory }";
+    let c = parse(
+        Path::new("g.yaml"),
+        &with("{ every: 1s, orphans_after: 2s }", memory),
+    )
+    .unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("orphans_after has no effect")),
+        "{:?}",
+        c.warnings
+    );
+    let c = parse(Path::new("g.yaml"), &with("{ every: 1s }", memory)).unwrap();
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("orphans_after")),
+        "{:?}",
+        c.warnings
     );
 }
 

@@ -29,6 +29,7 @@ pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -
     let mut req = session.req_header().clone();
     let credentials = route.upstream.credentials.get().await?;
     forward::rewrite(&mut req, ctx, &credentials)?;
+    let started = std::time::Instant::now();
     let reply = state
         .client
         .send_prepared(&route.upstream, route.target.as_deref(), req, Bytes::new())
@@ -58,18 +59,37 @@ pub async fn create(state: &GatewayState, session: &Session, ctx: &RequestCtx) -
         upload_id: upload_id.clone(),
         created,
     };
-    if let Err(e) = state.ownership.record(record).await {
-        // Without a record the initiator rule could not hold: undo.
+    let undo = || async {
         let call = Call {
             method: "DELETE",
             bucket: route.target.as_deref(),
             key: Some(key),
-            query: vec![("uploadId", upload_id)],
+            query: vec![("uploadId", upload_id.clone())],
             headers: vec![],
             body: Bytes::new(),
         };
         let _ = state.client.send(&route.upstream, call).await;
+    };
+    if let Err(e) = state.ownership.record(record).await {
+        // Without a record the initiator rule could not hold: undo.
+        undo().await;
         return Err(e);
+    }
+    // A record this late might have missed the reaper's last look for an
+    // orphan (`multipart.reaper.orphans_after`): undo rather than hand out
+    // an id the reaper may be aborting.
+    let deadline = state
+        .reaper
+        .as_ref()
+        .and_then(|r| r.record_deadline(bucket));
+    if deadline.is_some_and(|d| started.elapsed() >= d) {
+        tracing::warn!(bucket = %bucket, took = ?started.elapsed(), "create: the initiator was recorded later than half of multipart.reaper.orphans_after; undone");
+        undo().await;
+        state.ownership.forget(bucket, &upload_id).await;
+        return Err(err(
+            S3ErrorCode::ServiceUnavailable,
+            "The upload's initiator could not be recorded in time; nothing was created. Please retry.",
+        ));
     }
     Ok(reply)
 }

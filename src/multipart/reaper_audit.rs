@@ -1,12 +1,13 @@
 //! The audit record of one of the reaper's aborts: the same contract as a
 //! client's abort (docs/audit.md), with `principal: s3gate:reaper`,
-//! `reason: expired`, the upload's initiator, and as the decision the
-//! config rule that set the age limit.
+//! `reason: expired` or `orphaned`, the upload's initiator (`unknown` for
+//! an orphan), and as the decision the config rule that set the age limit
+//! (`multipart.reaper.orphans_after` for an orphan).
 
 use std::time::{Duration, SystemTime};
 
 use super::abort::AbortResult;
-use super::reaper::{Job, PRINCIPAL};
+use super::reaper::{Job, Why, PRINCIPAL};
 use crate::audit::record::{
     DecisionInfo, Event, EventKind, HeaderRule, StatementRef, UpstreamInfo,
 };
@@ -18,6 +19,7 @@ pub struct Reaped<'a> {
     pub upload: &'a ListedUpload,
     pub result: &'a AbortResult,
     pub initiator: String,
+    pub why: Why,
     pub arrived: SystemTime,
     pub duration: Duration,
     pub config_file: &'a str,
@@ -55,7 +57,10 @@ pub fn reaper_event(r: Reaped<'_>) -> Event {
             effect: "Allow".to_string(),
             statements: vec![StatementRef {
                 file: r.config_file.to_string(),
-                sid: r.job.rule.clone(),
+                sid: match r.why {
+                    Why::Expired => r.job.rule.clone(),
+                    Why::Orphaned => "multipart.reaper.orphans_after".to_string(),
+                },
             }],
             mode: "enforce".to_string(),
         }),
@@ -81,7 +86,7 @@ pub fn reaper_event(r: Reaped<'_>) -> Event {
         duration_ms: r.duration.as_millis() as u64,
         truncated: None,
         suppressed: None,
-        reason: Some("expired".to_string()),
+        reason: Some(r.why.as_str().to_string()),
         resolve_initiator: None,
     }
 }

@@ -132,8 +132,12 @@ pub fn schema() -> Value {
                     ("max_attempts", integer("Abort attempts", 1)),
                 ], &[])),
                 ("abort_incomplete_after", json!({ "type": "string", "pattern": DURATION, "description": "Default age limit of incomplete uploads for named buckets (the reaper aborts older ones)" })),
-                ("reaper", object("The background task that aborts expired incomplete uploads", &[
+                ("reaper", object("The background task that aborts expired and orphaned incomplete uploads", &[
                     ("every", json!({ "type": "string", "pattern": DURATION, "description": "How often it lists the buckets' uploads (e.g. 10m)" })),
+                    ("orphans_after", json!({ "description": "Abort uploads of reaped buckets that have no initiator on record and were initiated longer ago than this (5m; off). Only with ownership store s3", "anyOf": [
+                        { "type": "string", "pattern": DURATION },
+                        { "const": "off" },
+                    ]})),
                 ], &["every"])),
             ], &[])),
             ("audit", object("The audit log (hash-chained JSON lines)", &[

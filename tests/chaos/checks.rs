@@ -192,7 +192,8 @@ pub struct Owners {
 /// Every upload open upstream whose create the client saw answered has
 /// its initiator on record, and (through the restarted gateway) only the
 /// initiator may list its parts. An upload without a record is refused to
-/// everyone (fail-closed `unknown`).
+/// everyone (fail-closed `unknown`) until the reaper aborts it as an
+/// orphan (`orphans_reaped`).
 pub async fn owners(
     history: &[Entry],
     direct: &aws_sdk_s3::Client,
@@ -293,4 +294,76 @@ pub fn storm(
         }
     }
     (decided, unlogged, seen)
+}
+
+/// What the reaper replica did after the faults.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// Its `orphaned` records with outcome `aborted`.
+    pub orphans_aborted: usize,
+    /// Uploads still open upstream with nobody on record afterwards.
+    pub left_without_record: usize,
+}
+
+/// After a reaper round with a short `orphans_after`: every upload open
+/// upstream has its initiator on record; every upload the reaper aborted
+/// was an orphan (`reason: orphaned`, initiator `unknown`), never one a
+/// client was told of; its ledger verifies.
+pub async fn orphans_reaped(
+    history: &[Entry],
+    direct: &aws_sdk_s3::Client,
+    ledger: &Path,
+    v: &mut Violations,
+) -> Reaped {
+    let acknowledged: HashSet<String> = history
+        .iter()
+        .filter(|e| e.op == Op::Create && e.res == Res::Ok)
+        .filter_map(|e| e.upload_id.clone())
+        .collect();
+    let mut r = Reaped::default();
+    for rec in lines(ledger) {
+        let id = rec["upload_id"].as_str().unwrap_or_default();
+        if rec["principal"] != "s3gate:reaper" {
+            continue;
+        }
+        if rec["reason"] != "orphaned" || rec["initiator"] != "unknown" {
+            v.push(format!(
+                "the reaper aborted {id} with reason {} and initiator {} (only orphans were due)",
+                rec["reason"], rec["initiator"]
+            ));
+        }
+        if acknowledged.contains(id) {
+            v.push(format!(
+                "the reaper aborted {id} as an orphan, but its create was acknowledged"
+            ));
+        }
+        if rec["outcome"] == "aborted" {
+            r.orphans_aborted += 1;
+        } else {
+            v.push(format!(
+                "the reaper's abort of {id}: outcome {}",
+                rec["outcome"]
+            ));
+        }
+    }
+    for (key, id) in open_uploads(direct).await {
+        if owner_record(direct, &id).await.is_none() {
+            r.left_without_record += 1;
+            v.push(format!(
+                "upload {id} ({key}) is open upstream with no initiator on record after a reaper round"
+            ));
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["audit", "verify"])
+        .arg(ledger)
+        .output()
+        .expect("audit verify");
+    if !out.status.success() {
+        v.push(format!(
+            "audit verify of the reaper's ledger:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    r
 }

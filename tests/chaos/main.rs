@@ -8,7 +8,9 @@
 //! Garage is killed and restarted, the audit log's filesystem fills up
 //! (`on_failure: reject`), and the policy flips between two versions every
 //! 100 ms. Afterwards the history is checked against what Garage, the
-//! audit ledger and the decision log hold (see `checks`).
+//! audit ledger and the decision log hold (see `checks`); then a reaper
+//! replica with a short `orphans_after` runs, and no upload may remain
+//! upstream without its initiator on record.
 //!
 //! `CHAOS_SEED` replays a run's random choices (kill moments, client
 //! operations and sizes; the interleaving is the machine's). The soak:
@@ -38,6 +40,8 @@ const GARAGE: usize = 1;
 const FULL: usize = 2;
 const STORM: usize = 3;
 const CALM: usize = 4;
+/// The reaper replica's `orphans_after` (every 1 s).
+const ORPHANS_AFTER: &str = "2s";
 
 struct Params {
     seed: u64,
@@ -227,6 +231,7 @@ async fn run(p: Params) {
         c.await.expect("client task");
     }
     let traffic_done = started.elapsed();
+    let quiet_since = Instant::now();
 
     // Checks.
     let history = shared.entries();
@@ -257,6 +262,50 @@ async fn run(p: Params) {
             ));
         }
     }
+    // 5. A reaper replica (same state bucket, its own ledger) with a short
+    // orphans_after: after a round that began once every upload is older
+    // than that, none is left without its initiator on record.
+    let reaper_ledger = dir.join("reaper-audit.jsonl");
+    let reaper_gw = launch(
+        &cfg.clone()
+            .gateway_name("chaos-reaper")
+            .listen_on(
+                &format!("127.0.0.1:{}", free_port()),
+                &format!("127.0.0.1:{}", free_port()),
+            )
+            .bucket(
+                workload::BUCKET,
+                BucketRule::upstream("garage").abort_incomplete_after("1d"),
+            )
+            .reaper("1s")
+            .orphans_after(ORPHANS_AFTER)
+            .audit(Audit::new(&reaper_ledger).fsync("always")),
+        &dir.join("gw-reaper"),
+    )
+    .await;
+    let reaper_started = Instant::now();
+    let rounds = |gw: &Gateway| {
+        let (_, body) = common::http_get(gw.admin_port, "/metrics");
+        body.lines()
+            .filter(|l| l.starts_with("s3gate_reaper_runs_total{result=\"ok\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    // Past orphans_after (whole seconds in Initiated, and a margin).
+    let old_enough = Duration::from_secs(3);
+    tokio::time::sleep(old_enough.saturating_sub(quiet_since.elapsed())).await;
+    // Two more ok rounds: the second began after the wait.
+    let r0 = rounds(&reaper_gw);
+    while rounds(&reaper_gw) < r0 + 2 && reaper_started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval
+    }
+    if rounds(&reaper_gw) < r0 + 2 {
+        v.push("the reaper replica did not finish two rounds within 60 s".into());
+    }
+    let reaped = checks::orphans_reaped(&history, &direct, &reaper_ledger, &mut v).await;
+    let reaper_took = reaper_started.elapsed();
+    reaper_gw.stop();
+
     // The two versions: the first loaded, and the one B made.
     let log = gw.log();
     let mut versions = policy_versions(&log, &dir);
@@ -334,6 +383,10 @@ async fn run(p: Params) {
     eprintln!(
         "chaos: orphans without a record, by cause: {:?}",
         owners.orphan_causes
+    );
+    eprintln!(
+        "chaos: reaper replica (orphans_after {ORPHANS_AFTER}): {} orphans aborted, {} uploads left without a record, {reaper_took:?}",
+        reaped.orphans_aborted, reaped.left_without_record
     );
     gw.stop();
     garage_restarts.kill(&garage);

@@ -235,6 +235,8 @@ struct Abort {
 #[derive(Debug, Clone, Serialize)]
 struct Reaper {
     every: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orphans_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -547,7 +549,16 @@ impl GatewayConfig {
     pub fn reaper(mut self, every: &str) -> Self {
         self.multipart.get_or_insert_with(Multipart::default).reaper = Some(Reaper {
             every: every.to_string(),
+            orphans_after: None,
         });
+        self
+    }
+
+    /// `multipart.reaper.orphans_after` (after `reaper`).
+    pub fn orphans_after(mut self, d: &str) -> Self {
+        if let Some(r) = self.multipart.as_mut().and_then(|m| m.reaper.as_mut()) {
+            r.orphans_after = Some(d.to_string());
+        }
         self
     }
 
