@@ -120,6 +120,10 @@ impl PolicyStore {
     /// Reload on SIGHUP.
     pub fn reload_on_sighup(self: &Arc<Self>) {
         let store = self.clone();
+        // The handler is in place before this returns (so before the
+        // gateway says it listens): a SIGHUP sent right after start-up
+        // reloads instead of finding no handler.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("policy-sighup".into())
             .spawn(move || {
@@ -134,9 +138,10 @@ impl PolicyStore {
                     }
                 };
                 rt.block_on(async move {
-                    let Ok(mut hup) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                    else {
+                    let hup =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+                    let _ = ready_tx.send(());
+                    let Ok(mut hup) = hup else {
                         tracing::error!("cannot listen for SIGHUP");
                         return;
                     };
@@ -145,6 +150,10 @@ impl PolicyStore {
                     }
                 });
             });
+        if spawned.is_ok() {
+            // Err: the thread ended without a handler (logged there).
+            let _ = ready_rx.recv();
+        }
         if let Err(e) = spawned {
             tracing::error!("cannot start the SIGHUP listener: {e}");
         }
