@@ -94,7 +94,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub phase: AtomicUsize,
     pub history: Mutex<Vec<Entry>>,
-    /// Keep every entry in `history` (else only the counts below).
+    /// Keep every entry in `history` (else only the unexpected ones, and
+    /// the counts below).
     keep: bool,
     /// Requests answered (or not) so far.
     pub requests: AtomicU64,
@@ -235,7 +236,9 @@ impl Client {
             .expect("tally")
             .entry((format!("{:?}", e.op), e.result()))
             .or_default() += 1;
-        if s.keep {
+        // Counting only, the unexpected entries are still kept: a soak
+        // tells those explained by a pause of the machine from the others.
+        if s.keep || !e.expected() {
             s.history.lock().expect("history").push(e);
         }
     }
