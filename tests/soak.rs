@@ -54,6 +54,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct Sample {
     t_s: f64,
     rss_kib: u64,
+    /// The anonymous part of RSS (the heap, stacks): RSS less the mapped
+    /// binary's pages, which come and go with the machine's page cache.
+    rss_anon_kib: u64,
     fds: u64,
     in_flight: i64,
     requests: u64,
@@ -65,9 +68,10 @@ struct Sample {
 impl Sample {
     fn json(&self) -> String {
         format!(
-            "{{\"t_s\":{:.1},\"rss_kib\":{},\"fds\":{},\"in_flight\":{},\"requests\":{},\"unexpected\":{},\"paused\":{}}}",
+            "{{\"t_s\":{:.1},\"rss_kib\":{},\"rss_anon_kib\":{},\"fds\":{},\"in_flight\":{},\"requests\":{},\"unexpected\":{},\"paused\":{}}}",
             self.t_s,
             self.rss_kib,
+            self.rss_anon_kib,
             self.fds,
             self.in_flight,
             self.requests,
@@ -124,13 +128,13 @@ fn overlaps(pauses: &Pauses, from: u64, to: u64, slack: u64) -> bool {
         .any(|(pf, pt)| *pf <= to && from <= pt.map_or(u64::MAX, |t| t + slack))
 }
 
-/// `VmRSS` of `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// A field of `/proc/<pid>/status` (`VmRSS:`, `RssAnon:`), in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
@@ -152,13 +156,20 @@ fn in_flight(admin_port: u16) -> i64 {
 async fn sample(gw: &Gateway, shared: &Shared, pauses: &Pauses, since_ms: u64) -> Sample {
     let (pid, admin) = (gw.pid(), gw.admin_port);
     let t_s = shared.t0.elapsed().as_secs_f64();
-    let (rss_kib, fds, in_flight) =
-        tokio::task::spawn_blocking(move || (rss_kib(pid), fds(pid), in_flight(admin)))
-            .await
-            .expect("sample");
+    let (rss_kib, rss_anon_kib, fds, in_flight) = tokio::task::spawn_blocking(move || {
+        (
+            status_kib(pid, "VmRSS:"),
+            status_kib(pid, "RssAnon:"),
+            fds(pid),
+            in_flight(admin),
+        )
+    })
+    .await
+    .expect("sample");
     Sample {
         t_s,
         rss_kib,
+        rss_anon_kib,
         fds,
         in_flight,
         requests: shared.requests.load(Ordering::Relaxed),
@@ -204,6 +215,9 @@ struct Summary {
     rss_mib_min: f64,
     rss_mib_max: f64,
     rss_mib_per_h: f64,
+    rss_anon_mib_start: f64,
+    rss_anon_mib_end: f64,
+    rss_anon_mib_per_h: f64,
     fds_start: u64,
     fds_end: u64,
     fds_min: u64,
@@ -250,6 +264,8 @@ impl Summary {
         let mib = |s: &Sample| s.rss_kib as f64 / 1024.0;
         let hours = |s: &Sample| s.t_s / 3600.0;
         let rss: Vec<(f64, f64)> = steady.iter().map(|s| (hours(s), mib(s))).collect();
+        let anon_mib = |s: &Sample| s.rss_anon_kib as f64 / 1024.0;
+        let anon: Vec<(f64, f64)> = steady.iter().map(|s| (hours(s), anon_mib(s))).collect();
         let fd: Vec<(f64, f64)> = steady.iter().map(|s| (hours(s), s.fds as f64)).collect();
         Summary {
             secs: all[all.len() - 1].t_s,
@@ -267,6 +283,9 @@ impl Summary {
             rss_mib_min: steady.iter().map(mib).fold(f64::MAX, f64::min),
             rss_mib_max: steady.iter().map(mib).fold(0.0, f64::max),
             rss_mib_per_h: slope(&rss),
+            rss_anon_mib_start: anon_mib(&first),
+            rss_anon_mib_end: anon_mib(&last),
+            rss_anon_mib_per_h: slope(&anon),
             fds_start: first.fds,
             fds_end: last.fds,
             fds_min: steady.iter().map(|s| s.fds).min().unwrap_or(0),
@@ -282,7 +301,7 @@ impl Summary {
     fn json(&self) -> String {
         format!(
             "{{\"summary\":{{\"secs\":{:.0},\"samples\":{},\"steady_samples\":{},\"requests\":{},\"unexpected\":{},\"unexplained\":{},\"garage_503\":{},\"pauses\":{},\"paused_s\":{:.1},\
-             \"rss_mib_start\":{:.1},\"rss_mib_end\":{:.1},\"rss_mib_min\":{:.1},\"rss_mib_max\":{:.1},\"rss_mib_per_h\":{:.2},\
+             \"rss_mib_start\":{:.1},\"rss_mib_end\":{:.1},\"rss_mib_min\":{:.1},\"rss_mib_max\":{:.1},\"rss_mib_per_h\":{:.2},\"rss_anon_mib_start\":{:.1},\"rss_anon_mib_end\":{:.1},\"rss_anon_mib_per_h\":{:.2},\
              \"fds_start\":{},\"fds_end\":{},\"fds_min\":{},\"fds_max\":{},\"fds_per_h\":{:.2},\
              \"in_flight_max\":{},\"in_flight_after\":{},\"rss_mib_idle\":{:.1},\"fds_idle\":{}}}}}",
             self.secs,
@@ -299,6 +318,9 @@ impl Summary {
             self.rss_mib_min,
             self.rss_mib_max,
             self.rss_mib_per_h,
+            self.rss_anon_mib_start,
+            self.rss_anon_mib_end,
+            self.rss_anon_mib_per_h,
             self.fds_start,
             self.fds_end,
             self.fds_min,

@@ -53,6 +53,7 @@ def main():
     if not steady:
         raise SystemExit("no sample after the warm-up outside pauses")
     mib = [s["rss_kib"] / 1024 for s in steady]
+    anon = [s.get("rss_anon_kib", 0) / 1024 for s in steady]
     fds = [s["fds"] for s in steady]
     hours = [s["t_s"] / 3600 for s in steady]
     last = samples[-1]
@@ -68,6 +69,9 @@ def main():
         "rss_mib_min": round(min(mib), 1),
         "rss_mib_max": round(max(mib), 1),
         "rss_mib_per_h": round(slope(list(zip(hours, mib))), 2),
+        "rss_anon_mib_start": round(anon[0], 1),
+        "rss_anon_mib_end": round(anon[-1], 1),
+        "rss_anon_mib_per_h": round(slope(list(zip(hours, anon))), 2),
         "fds_start": fds[0],
         "fds_end": fds[-1],
         "fds_min": min(fds),
