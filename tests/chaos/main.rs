@@ -146,7 +146,7 @@ async fn run(p: Params) {
     let mut gw = launch(&incarnation_cfg(0), &dir.join("gw-0")).await;
     let endpoint = gw.endpoint();
     let shared = Shared::new();
-    let clients = workload::start(p.clients, &endpoint, p.seed, &shared);
+    let clients = workload::start(p.clients, &endpoint, p.seed, &shared, workload::Mix::Chaos);
 
     // 1. SIGKILL at random moments, restart each time.
     set_phase(&shared, KILLS);
@@ -351,13 +351,12 @@ async fn run(p: Params) {
     let unacknowledged = gw.log().matches("abort not acknowledged").count();
     let mut by: std::collections::BTreeMap<(String, String, String), usize> = Default::default();
     for e in &history {
-        let res = match &e.res {
-            Res::Ok => "ok".to_string(),
-            Res::Fail(s, c) => format!("{s} {}", c.as_deref().unwrap_or("-")),
-            Res::Corrupt(_) => "CORRUPT".to_string(),
-        };
-        *by.entry((PHASES[e.phase].to_string(), format!("{:?}", e.op), res))
-            .or_default() += 1;
+        *by.entry((
+            PHASES[e.phase].to_string(),
+            format!("{:?}", e.op),
+            e.result(),
+        ))
+        .or_default() += 1;
     }
     for ((ph, op, res), n) in &by {
         eprintln!("chaos: {ph:>12} {op:<11} {res:<28} {n}");

@@ -1,7 +1,11 @@
 //! The clients and their history: every request a client sent, when, and
-//! the answer it got (or that it got none).
+//! the answer it got (or that it got none). Shared by tests/chaos (the
+//! multipart mix, every entry kept for the checks) and tests/soak.rs (the
+//! steady mix of [`Mix::Soak`], counted only: an hour of entries would be
+//! the test's own leak).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +33,33 @@ pub enum Op {
     Get,
     /// The other principal tries to upload a part to someone's upload.
     ForeignPart,
+    // The soak's single-request operations.
+    Put,
+    Head,
+    List,
+    RangedGet,
+    Delete,
 }
+
+/// What the clients do, each turn one of (weights out of 20):
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// tests/chaos: multipart complete (create, a part of up to 96 KiB,
+    /// complete) 8, multipart abort (create, 1 to 3 parts of up to 32 KiB,
+    /// 1 in 4 a part attempt by the other principal, abort) 6, GET of an
+    /// object the client completed 6.
+    Chaos,
+    /// tests/soak.rs: PUT (1 B to 64 KiB) 4, GET (whole, body checked) 3,
+    /// ranged GET (body checked) 2, HEAD 2, LIST (the client's prefix,
+    /// 50 keys) 2, multipart complete 3, multipart abort 3, DELETE 1; and a
+    /// DELETE of the oldest whenever a client holds more than 32 objects
+    /// (the bucket stays small).
+    #[allow(dead_code)] // constructed by tests/soak.rs only
+    Soak,
+}
+
+/// The soak's cap on the objects a client keeps.
+const SOAK_KEEP: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Res {
@@ -64,15 +94,37 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub phase: AtomicUsize,
     pub history: Mutex<Vec<Entry>>,
+    /// Keep every entry in `history` (else only the unexpected ones, and
+    /// the counts below).
+    keep: bool,
+    /// Requests answered (or not) so far.
+    pub requests: AtomicU64,
+    /// Requests whose result was not the expected one ([`Entry::expected`]).
+    pub unexpected: AtomicU64,
+    /// (operation, result) → count.
+    pub tally: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Shared {
+    /// Every entry kept (tests/chaos).
     pub fn new() -> Arc<Self> {
+        Self::with_history(true)
+    }
+    /// Counts only (tests/soak.rs).
+    #[allow(dead_code)] // used by tests/soak.rs only
+    pub fn counting() -> Arc<Self> {
+        Self::with_history(false)
+    }
+    fn with_history(keep: bool) -> Arc<Self> {
         Arc::new(Shared {
             t0: Instant::now(),
             stop: AtomicBool::new(false),
             phase: AtomicUsize::new(0),
             history: Mutex::new(Vec::new()),
+            keep,
+            requests: AtomicU64::new(0),
+            unexpected: AtomicU64::new(0),
+            tally: Mutex::new(BTreeMap::new()),
         })
     }
     pub fn ms(&self) -> u64 {
@@ -80,6 +132,25 @@ impl Shared {
     }
     pub fn entries(&self) -> Vec<Entry> {
         self.history.lock().expect("history").clone()
+    }
+}
+
+impl Entry {
+    /// Without faults, every request succeeds but the other principal's
+    /// part upload, which the policy denies.
+    pub fn expected(&self) -> bool {
+        match (&self.op, &self.res) {
+            (Op::ForeignPart, Res::Fail(403, _)) => true,
+            (Op::ForeignPart, _) => false,
+            (_, res) => *res == Res::Ok,
+        }
+    }
+    pub fn result(&self) -> String {
+        match &self.res {
+            Res::Ok => "ok".to_string(),
+            Res::Fail(s, c) => format!("{s} {}", c.as_deref().unwrap_or("-")),
+            Res::Corrupt(_) => "CORRUPT".to_string(),
+        }
     }
 }
 
@@ -155,7 +226,21 @@ impl Client {
         });
     }
     fn push(&self, e: Entry) {
-        self.shared.history.lock().expect("history").push(e);
+        let s = &self.shared;
+        s.requests.fetch_add(1, Ordering::Relaxed);
+        if !e.expected() {
+            s.unexpected.fetch_add(1, Ordering::Relaxed);
+        }
+        *s.tally
+            .lock()
+            .expect("tally")
+            .entry((format!("{:?}", e.op), e.result()))
+            .or_default() += 1;
+        // Counting only, the unexpected entries are still kept: a soak
+        // tells those explained by a pause of the machine from the others.
+        if s.keep || !e.expected() {
+            s.history.lock().expect("history").push(e);
+        }
     }
 
     async fn create(&mut self, key: &str) -> Option<String> {
@@ -337,15 +422,164 @@ impl Client {
         };
         self.log(Op::Get, &key, None, t, r);
     }
+
+    /// A small PUT.
+    async fn put(&mut self) {
+        let key = format!("p{}/{}", self.n, self.seq);
+        let seed = self.rng.gen::<u64>();
+        let len = self.rng.gen_range(1..=64 * 1024);
+        let t = self.shared.ms();
+        let r = self
+            .me
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(ByteStream::from(body(seed, len)))
+            .send()
+            .await;
+        let r = match r {
+            Ok(o) => (Res::Ok, o.request_id().map(str::to_string)),
+            Err(e) => fail(&e),
+        };
+        let ok = r.0 == Res::Ok;
+        self.log(Op::Put, &key, None, t, r);
+        if ok {
+            self.done.push((key, seed, len));
+        }
+    }
+
+    /// A ranged GET of an object this client holds, checked against the
+    /// stored bytes.
+    async fn ranged_get(&mut self) {
+        let i = self.rng.gen_range(0..self.done.len());
+        let (key, seed, len) = self.done[i].clone();
+        let from = self.rng.gen_range(0..len);
+        let to = self.rng.gen_range(from..len);
+        let t = self.shared.ms();
+        let r = self
+            .me
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .range(format!("bytes={from}-{to}"))
+            .send()
+            .await;
+        let r = match r {
+            Ok(o) => {
+                let rid = o.request_id().map(str::to_string);
+                match o.body.collect().await {
+                    Ok(b) if b.clone().into_bytes().as_ref() == &body(seed, len)[from..=to] => {
+                        (Res::Ok, rid)
+                    }
+                    Ok(b) => (
+                        Res::Corrupt(format!(
+                            "{} bytes for bytes={from}-{to}",
+                            b.into_bytes().len()
+                        )),
+                        rid,
+                    ),
+                    Err(e) => (Res::Fail(0, Some(format!("body: {e}"))), rid),
+                }
+            }
+            Err(e) => fail(&e),
+        };
+        self.log(Op::RangedGet, &key, None, t, r);
+    }
+
+    /// A HEAD of an object this client holds: its length must be right.
+    async fn head(&mut self) {
+        let i = self.rng.gen_range(0..self.done.len());
+        let (key, _, len) = self.done[i].clone();
+        let t = self.shared.ms();
+        let r = self.me.head_object().bucket(BUCKET).key(&key).send().await;
+        let r = match r {
+            Ok(o) if o.content_length() == Some(len as i64) => {
+                (Res::Ok, o.request_id().map(str::to_string))
+            }
+            Ok(o) => (
+                Res::Corrupt(format!("length {:?}, {len} stored", o.content_length())),
+                o.request_id().map(str::to_string),
+            ),
+            Err(e) => fail(&e),
+        };
+        self.log(Op::Head, &key, None, t, r);
+    }
+
+    /// A LIST of the client's own prefixes.
+    async fn list(&mut self) {
+        let prefix = format!("{}{}/", ["p", "c"][self.rng.gen_range(0..2)], self.n);
+        let t = self.shared.ms();
+        let r = self
+            .me
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(&prefix)
+            .max_keys(50)
+            .send()
+            .await;
+        let r = match r {
+            Ok(o) => (Res::Ok, o.request_id().map(str::to_string)),
+            Err(e) => fail(&e),
+        };
+        self.log(Op::List, &prefix, None, t, r);
+    }
+
+    /// DELETE the oldest object this client holds.
+    async fn delete_oldest(&mut self) {
+        let (key, _, _) = self.done.remove(0);
+        let t = self.shared.ms();
+        let r = self
+            .me
+            .delete_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await;
+        let r = match r {
+            Ok(o) => (Res::Ok, o.request_id().map(str::to_string)),
+            Err(e) => fail(&e),
+        };
+        self.log(Op::Delete, &key, None, t, r);
+    }
+
+    /// One turn of [`Mix::Chaos`].
+    async fn chaos_turn(&mut self) {
+        match self.rng.gen_range(0..10) {
+            0..=3 => self.complete_flow().await,
+            4..=6 => self.abort_flow().await,
+            _ if self.done.is_empty() => self.complete_flow().await,
+            _ => self.read().await,
+        }
+    }
+
+    /// One turn of [`Mix::Soak`].
+    async fn soak_turn(&mut self) {
+        let pick = self.rng.gen_range(0..20);
+        match pick {
+            0..=3 => self.put().await,
+            13..=15 => self.complete_flow().await,
+            16..=18 => self.abort_flow().await,
+            _ if self.done.is_empty() => self.put().await,
+            4..=6 => self.read().await,
+            7..=8 => self.ranged_get().await,
+            9..=10 => self.head().await,
+            11..=12 => self.list().await,
+            _ => self.delete_oldest().await,
+        }
+        while self.done.len() > SOAK_KEEP {
+            self.delete_oldest().await;
+        }
+    }
 }
 
-/// Start `n` clients (even: alice, odd: bob) against `endpoint`; they run
-/// until `shared.stop`.
+/// Start `n` clients (even: alice, odd: bob) against `endpoint`, each
+/// doing `mix`; they run until `shared.stop`.
 pub fn start(
     n: usize,
     endpoint: &str,
     seed: u64,
     shared: &Arc<Shared>,
+    mix: Mix,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let alice = sdk(endpoint, ALICE_KEY, ALICE_SECRET, "us-east-1");
     let bob = sdk(endpoint, BOB_KEY, BOB_SECRET, "us-east-1");
@@ -369,11 +603,9 @@ pub fn start(
             tokio::spawn(async move {
                 while !c.shared.stop.load(Ordering::SeqCst) {
                     c.seq += 1;
-                    match c.rng.gen_range(0..10) {
-                        0..=3 => c.complete_flow().await,
-                        4..=6 => c.abort_flow().await,
-                        _ if c.done.is_empty() => c.complete_flow().await,
-                        _ => c.read().await,
+                    match mix {
+                        Mix::Chaos => c.chaos_turn().await,
+                        Mix::Soak => c.soak_turn().await,
                     }
                 }
             })
