@@ -46,6 +46,16 @@ pub struct Who<'a> {
     pub auth: Option<(AuthMethod, SystemTime)>,
 }
 
+impl<'a> Who<'a> {
+    /// The requester an authentication stage found (`anonymous` for none).
+    pub fn of(auth: Option<&'a crate::auth::Authenticated>) -> Self {
+        Who {
+            principal: auth.map_or("anonymous", |a| a.principal.name.as_str()),
+            auth: auth.map(|a| (a.method, a.signed_at)),
+        }
+    }
+}
+
 /// The request's route: its upstream, and the copy source's.
 #[derive(Debug, Clone, Default)]
 pub struct Routed {

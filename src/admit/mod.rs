@@ -116,12 +116,7 @@ pub async fn admit(
     ctx.decided.initiator = initiator.clone();
     ctx.decided.initiator_principal = initiator_principal;
     // 4. decide
-    let who = Who {
-        principal: auth
-            .as_ref()
-            .map_or("anonymous", |a| a.principal.name.as_str()),
-        auth: auth.as_ref().map(|a| (a.method, a.signed_at)),
-    };
+    let who = Who::of(auth.as_ref());
     let verdict = decide::decide(
         &decider,
         &Inputs {

@@ -210,12 +210,7 @@ pub async fn admit(
     };
     let decider = state.decider();
     let routed = decide::route(&decider, &req)?;
-    let who = Who {
-        principal: auth
-            .as_ref()
-            .map_or("anonymous", |a| a.principal.name.as_str()),
-        auth: auth.as_ref().map(|a| (a.method, a.signed_at)),
-    };
+    let who = Who::of(auth.as_ref());
     let verdict = decide::decide(
         &decider,
         &Inputs {
