@@ -44,4 +44,5 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod upstream_client;
+pub mod upstream_pool;
 pub mod util;

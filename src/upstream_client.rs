@@ -23,6 +23,8 @@ const MAX_BODY: usize = 4 << 20;
 
 pub struct UpstreamClient {
     connector: Connector,
+    /// The relay's connections (`open`, `release`), kept per thread.
+    threads: crate::upstream_pool::ThreadPool,
     timeouts: Timeouts,
 }
 
@@ -85,6 +87,7 @@ impl UpstreamClient {
     pub fn new(timeouts: Timeouts) -> Self {
         UpstreamClient {
             connector: Connector::new(None),
+            threads: Default::default(),
             timeouts,
         }
     }
@@ -177,8 +180,8 @@ impl UpstreamClient {
         loop {
             attempts += 1;
             let (mut session, reused) = self
-                .connector
-                .get_http_session(&peer)
+                .threads
+                .session(&peer, self.timeouts.idle)
                 .await
                 .map_err(|e| OpenError::Proxy(e.into_up()))?;
             with_timeouts(&mut session, &peer);
@@ -231,9 +234,7 @@ impl UpstreamClient {
             peer,
             idle,
         } = reply;
-        self.connector
-            .release_http_session(session, &peer, Some(idle))
-            .await;
+        self.threads.release(session, &peer, idle).await;
     }
 
     /// Send a request header that is already addressed and signed.
