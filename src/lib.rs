@@ -27,6 +27,7 @@ pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod log_writer;
 pub mod logging;
 pub mod metrics;
 pub mod multipart;

@@ -28,7 +28,7 @@ pub fn init(format: LogFormat, level: Option<&str>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(Sanitized::new(std::io::stderr, json));
+        .with_writer(Sanitized::new(crate::log_writer::Stderr::start(), json));
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
@@ -56,6 +56,13 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Sanitized<M> {
             buf: Vec::with_capacity(256),
             json: self.json,
             inner: self.inner.make_writer(),
+        }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        LineWriter {
+            buf: Vec::with_capacity(256),
+            json: self.json,
+            inner: self.inner.make_writer_for(meta),
         }
     }
 }
