@@ -315,3 +315,31 @@ async fn not_action_and_not_resource_decide_as_iam() {
         .expect_err("GetObject outside bob/");
     assert_eq!(code(&err), Some("AccessDenied"));
 }
+
+/// "Clients learn nothing about the upstream": an upstream error names the
+/// gateway's region and the client's bucket, not Garage's region and the
+/// route's `target`.
+#[tokio::test]
+async fn upstream_errors_name_the_gateway_region_and_the_client_bucket() {
+    let e = env();
+    let key = unique("claims/missing");
+    let r = e.signed("GET", &format!("/{OPS}/{key}"), &[], b"");
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (404, Some("NoSuchKey")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<Region>us-east-1</Region>"), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<Resource>/{OPS}/{key}</Resource>")),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains(OPS_UPSTREAM) && !r.body.contains(">garage<"),
+        "{}",
+        r.body
+    );
+}
