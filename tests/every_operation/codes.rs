@@ -13,8 +13,7 @@ use s3gate::s3::S3ErrorCode;
 
 use super::common::raw::{form_close, form_open, send, sha256_hex, Response, Signer};
 use super::common::{
-    start_garage, BucketRule, Gateway, GatewayConfig, Limits, ALICE_KEY, ALICE_SECRET, BOB_KEY,
-    BOB_SECRET,
+    BucketRule, Gateway, GatewayConfig, Limits, ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 use super::{alice_signer, env, Env, DOWN, GHOST, OPS};
 
@@ -401,14 +400,13 @@ fn upstream_down(e: &Env) -> Response {
     e.signed("GET", &format!("/{DOWN}/k"), &[], b"")
 }
 
-/// A gateway of its own for the connection limits: one connection, heads
-/// within one second.
+/// A gateway of its own for the connection limits (one connection, heads
+/// within one second), in front of the same Garage.
 fn limited() -> &'static Gateway {
-    static GW: OnceLock<(super::common::Garage, Gateway)> = OnceLock::new();
-    &GW.get_or_init(|| {
-        let dir = env().dir.join("limited");
-        let garage = start_garage(&dir, &["lim"]);
-        let gw = GatewayConfig::new(&garage)
+    static GW: OnceLock<Gateway> = OnceLock::new();
+    GW.get_or_init(|| {
+        let e = env();
+        GatewayConfig::new(&e.garage)
             .alice_and_bob()
             .bucket("*", BucketRule::upstream("garage"))
             .limits(
@@ -416,16 +414,14 @@ fn limited() -> &'static Gateway {
                     .max_connections(1)
                     .request_head_timeout("1s"),
             )
-            .start(&dir);
-        (garage, gw)
+            .start(&e.dir.join("limited"))
     })
-    .1
 }
 
 fn slow_head(_: &Env) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", limited().port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    s.write_all(b"GET /lim/k HTTP/1.1\r\nhost: x\r\n")
+    s.write_all(b"GET /ops-real/k HTTP/1.1\r\nhost: x\r\n")
         .expect("write");
     read_response(&mut s)
 }
@@ -437,14 +433,14 @@ fn beyond_connection_limit(_: &Env) -> Response {
     held.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let (h, _) = alice_signer().sign_headers(
         "HEAD",
-        "/lim",
+        "/ops-real",
         vec![
             ("host".into(), format!("127.0.0.1:{port}")),
             ("x-amz-content-sha256".into(), sha256_hex(b"")),
         ],
         &sha256_hex(b""),
     );
-    let mut head = "HEAD /lim HTTP/1.1\r\n".to_string();
+    let mut head = "HEAD /ops-real HTTP/1.1\r\n".to_string();
     for (n, v) in &h {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
