@@ -14,8 +14,8 @@ macro_rules! codes {
         }
 
         impl S3ErrorCode {
-            /// Every code the gateway answers with (tests/every_error_code.rs
-            /// provokes each one).
+            /// Every code the gateway answers with
+            /// (tests/every_operation/codes.rs provokes each one).
             pub const ALL: &'static [S3ErrorCode] = &[$(S3ErrorCode::$code,)*];
 
             pub fn as_str(self) -> &'static str {
