@@ -48,7 +48,8 @@ class Checker(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         m = AUTH.fullmatch(self.headers.get("authorization", ""))
-        seen = {"host": self.headers.get("host"), "path": self.path, "ok": False}
+        seen = {"host": self.headers.get("host"), "path": self.path, "ok": False,
+                "copy_source": self.headers.get("x-amz-copy-source")}
         if m:
             akid, date, region, service, signed, signature = m.groups()
             seen.update(region=region, service=service)
@@ -178,12 +179,25 @@ def test_upstream_tls_is_verified(gateway):
     assert "BadGateway" in str(e.value) or "502" in str(e.value), e.value
 
 
-def test_copy_source_names_the_access_point(gateway):
+COPY_CASES = [
+    # The access point's ARN, `<arn>/object/<key>` (encoded once), as S3's
+    # CopyObject reference asks for an access point source.
+    ("shared-datasets", "arn:aws:s3:us-west-2:444455556666:accesspoint/datasets/object/dir/src%20a.txt"),
+    ("reports", "arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-01ac5d28a6a232904/accesspoint/reports"
+                "/object/dir/src%20a.txt"),
+    # A renamed bucket: the upstream's own name, never the client-visible one.
+    ("regional", "/real-regional/dir/src%20a.txt"),
+]
+
+
+@pytest.mark.parametrize("bucket,expected", COPY_CASES, ids=[c[0] for c in COPY_CASES])
+def test_copy_source_names_the_access_point(gateway, bucket, expected):
     endpoint, _ = gateway
     c = client(endpoint)
-    r = c.copy_object(Bucket="shared-datasets", Key="copy", CopySource={"Bucket": "shared-datasets", "Key": "dir/src a.txt"})
+    r = c.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "dir/src a.txt"})
     seen = json.loads(r["ResponseMetadata"]["HTTPHeaders"]["x-checker"])
     assert seen["ok"], seen
+    assert seen["copy_source"] == expected, seen
 
 
 def test_check_warns_about_cos_rules_cos_ignores(gateway, tmp_path):

@@ -135,6 +135,17 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// An upstream error document in the gateway's terms: its region, and
+    /// the client's bucket name instead of the route's `target`.
+    pub fn localize_error(&self, body: Vec<u8>, region: &str) -> Vec<u8> {
+        crate::s3::upstream_error::localize(
+            body,
+            region,
+            self.plan.route.as_ref().and_then(|r| r.target.as_deref()),
+            self.request.as_ref().and_then(|r| r.bucket.as_deref()),
+        )
+    }
+
     pub fn new() -> Self {
         RequestCtx {
             request_id: crate::util::request_id(),

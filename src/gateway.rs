@@ -144,12 +144,12 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
             Ok(Admission::Relay(reply)) => {
-                respond::relay(session, ctx, &reply).await;
+                respond::relay(session, ctx, &reply, &state.config.region).await;
                 return Ok(true);
             }
             Ok(Admission::Create) => match handlers::create(state, session, ctx).await {
                 Ok(reply) => {
-                    respond::relay(session, ctx, &reply).await;
+                    respond::relay(session, ctx, &reply, &state.config.region).await;
                     if reply.status == 200 {
                         let upload_id = crate::s3::xml::first_text(&reply.body, "UploadId");
                         audit_event(
@@ -182,7 +182,7 @@ impl ProxyHttp for Gateway {
                             }
                         }
                     }
-                    respond::relay(session, ctx, &reply).await;
+                    respond::relay(session, ctx, &reply, &state.config.region).await;
                     return Ok(true);
                 }
                 Err(e) => Err(e),
@@ -358,7 +358,7 @@ impl ProxyHttp for Gateway {
                 let out = if ctx.outcome.error_body_overflow {
                     withheld(code.as_deref(), &ctx.request_id)
                 } else {
-                    out
+                    ctx.localize_error(out, &self.state.config.region)
                 };
                 if ctx.outcome.error_code.is_none() {
                     ctx.outcome.upstream_error_code = code;

@@ -119,6 +119,7 @@ pub async fn relay(
     session: &mut Session,
     ctx: &mut RequestCtx,
     reply: &crate::upstream_client::Reply,
+    region: &str,
 ) {
     ctx.outcome.status = reply.status;
     let Ok(mut h) = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3)) else {
@@ -142,7 +143,7 @@ pub async fn relay(
         if ctx.outcome.error_code.is_none() {
             ctx.outcome.upstream_error_code = code;
         }
-        Bytes::from(out)
+        Bytes::from(ctx.localize_error(out, region))
     } else {
         reply.body.clone()
     };

@@ -3,116 +3,73 @@
 
 use std::fmt::Write as _;
 
-/// An S3 error code with the HTTP status S3 uses for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3ErrorCode {
-    AccessDenied,
-    AccessForbidden,
-    AuthorizationHeaderMalformed,
-    AuthorizationQueryParametersError,
-    BadDigest,
-    EntityTooLarge,
-    EntityTooSmall,
-    IncompleteBody,
-    InternalError,
-    InvalidAccessKeyId,
-    InvalidArgument,
-    InvalidBucketName,
-    InvalidDigest,
-    InvalidPolicyDocument,
-    InvalidRequest,
-    KeyTooLongError,
-    MalformedPOSTRequest,
-    MalformedXML,
-    MaxPostPreDataLengthExceeded,
-    MissingContentLength,
-    MissingSecurityHeader,
-    NoSuchBucket,
-    NoSuchUpload,
-    NotImplemented,
-    RequestTimeTooSkewed,
-    ServiceUnavailable,
-    SignatureDoesNotMatch,
-    SlowDown,
-    XAmzContentSHA256Mismatch,
-    BadGateway,
-    GatewayTimeout,
+/// Declares the codes once: the enum, its name and status, and `ALL`, so no
+/// list of codes can miss one.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $code:ident = $status:literal,)*) => {
+        /// An S3 error code with the HTTP status S3 uses for it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum S3ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl S3ErrorCode {
+            /// Every code the gateway answers with
+            /// (tests/every_operation/codes.rs provokes each one).
+            pub const ALL: &'static [S3ErrorCode] = &[$(S3ErrorCode::$code,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(S3ErrorCode::$code => stringify!($code),)*
+                }
+            }
+
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(S3ErrorCode::$code => $status,)*
+                }
+            }
+        }
+    };
 }
 
-impl S3ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        use S3ErrorCode::*;
-        match self {
-            AccessDenied => "AccessDenied",
-            AccessForbidden => "AccessForbidden",
-            AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
-            AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
-            BadDigest => "BadDigest",
-            EntityTooLarge => "EntityTooLarge",
-            EntityTooSmall => "EntityTooSmall",
-            IncompleteBody => "IncompleteBody",
-            InternalError => "InternalError",
-            InvalidAccessKeyId => "InvalidAccessKeyId",
-            InvalidArgument => "InvalidArgument",
-            InvalidBucketName => "InvalidBucketName",
-            InvalidDigest => "InvalidDigest",
-            InvalidPolicyDocument => "InvalidPolicyDocument",
-            InvalidRequest => "InvalidRequest",
-            KeyTooLongError => "KeyTooLongError",
-            MalformedPOSTRequest => "MalformedPOSTRequest",
-            MalformedXML => "MalformedXML",
-            MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
-            MissingContentLength => "MissingContentLength",
-            MissingSecurityHeader => "MissingSecurityHeader",
-            NoSuchBucket => "NoSuchBucket",
-            NoSuchUpload => "NoSuchUpload",
-            NotImplemented => "NotImplemented",
-            RequestTimeTooSkewed => "RequestTimeTooSkewed",
-            ServiceUnavailable => "ServiceUnavailable",
-            SignatureDoesNotMatch => "SignatureDoesNotMatch",
-            SlowDown => "SlowDown",
-            XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
-            // S3 has no code of its own for a failing hop; these are the
-            // codes S3-compatible proxies use and SDKs retry on.
-            BadGateway => "BadGateway",
-            GatewayTimeout => "GatewayTimeout",
-        }
-    }
-
-    pub fn http_status(self) -> u16 {
-        use S3ErrorCode::*;
-        match self {
-            AccessDenied
-            | AccessForbidden
-            | InvalidAccessKeyId
-            | RequestTimeTooSkewed
-            | SignatureDoesNotMatch => 403,
-            NoSuchBucket | NoSuchUpload => 404,
-            MissingContentLength => 411,
-            NotImplemented => 501,
-            InternalError => 500,
-            ServiceUnavailable | SlowDown => 503,
-            BadGateway => 502,
-            GatewayTimeout => 504,
-            AuthorizationHeaderMalformed
-            | AuthorizationQueryParametersError
-            | BadDigest
-            | EntityTooLarge
-            | EntityTooSmall
-            | IncompleteBody
-            | InvalidArgument
-            | InvalidBucketName
-            | InvalidDigest
-            | InvalidPolicyDocument
-            | InvalidRequest
-            | KeyTooLongError
-            | MalformedPOSTRequest
-            | MalformedXML
-            | MaxPostPreDataLengthExceeded
-            | MissingSecurityHeader
-            | XAmzContentSHA256Mismatch => 400,
-        }
-    }
+codes! {
+    AccessDenied = 403,
+    AccessForbidden = 403,
+    AuthorizationHeaderMalformed = 400,
+    AuthorizationQueryParametersError = 400,
+    BadDigest = 400,
+    EntityTooLarge = 400,
+    EntityTooSmall = 400,
+    IncompleteBody = 400,
+    InternalError = 500,
+    InvalidAccessKeyId = 403,
+    InvalidArgument = 400,
+    InvalidBucketName = 400,
+    InvalidPolicyDocument = 400,
+    InvalidRequest = 400,
+    KeyTooLongError = 400,
+    MalformedPOSTRequest = 400,
+    MalformedXML = 400,
+    MaxPostPreDataLengthExceeded = 400,
+    MissingContentLength = 411,
+    NoSuchBucket = 404,
+    NoSuchUpload = 404,
+    NotImplemented = 501,
+    /// A request head larger than `limits.max_header_bytes`.
+    RequestHeaderSectionTooLarge = 400,
+    /// A request head not complete within `limits.request_head_timeout`.
+    RequestTimeout = 400,
+    RequestTimeTooSkewed = 403,
+    ServiceUnavailable = 503,
+    SignatureDoesNotMatch = 403,
+    /// A listener at `limits.max_connections`.
+    SlowDown = 503,
+    XAmzContentSHA256Mismatch = 400,
+    // S3 has no code of its own for a failing hop; these are the codes
+    // S3-compatible proxies use and SDKs retry on.
+    BadGateway = 502,
+    GatewayTimeout = 504,
 }
 
 /// An error answered by the gateway: code, human message, the resource named.
@@ -221,5 +178,18 @@ mod tests {
         assert!(e
             .to_xml("REQ2")
             .contains("</Message><Region>us-east-1</Region><RequestId>"));
+    }
+}
+
+#[cfg(test)]
+mod all_tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_each_code_once_with_its_name() {
+        let names: std::collections::BTreeSet<&str> =
+            S3ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), S3ErrorCode::ALL.len());
+        assert!(names.contains("SlowDown") && names.contains("GatewayTimeout"));
     }
 }

@@ -81,6 +81,67 @@ pub fn withheld(code: Option<&str>, request_id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An upstream error document in the gateway's terms: `<Region>` names the
+/// gateway's region (as `x-amz-bucket-region` does), and `<Resource>` and
+/// `<BucketName>` name the client's bucket, not its `target` upstream.
+pub fn localize(
+    body: Vec<u8>,
+    region: &str,
+    target: Option<&str>,
+    visible: Option<&str>,
+) -> Vec<u8> {
+    let text = match String::from_utf8(body) {
+        Ok(t) => t,
+        Err(e) => return e.into_bytes(),
+    };
+    let mut escaped_region = String::new();
+    super::error::xml_escape_into(&mut escaped_region, region);
+    let mut out = map_elements(&text, "Region", |_| escaped_region.clone());
+    if let (Some(t), Some(v)) = (target, visible) {
+        if t != v {
+            let mut escaped = String::new();
+            super::error::xml_escape_into(&mut escaped, v);
+            // `/<bucket>/<key>`: the first segment only (a key may
+            // repeat the name).
+            out = map_elements(&out, "Resource", |inner| {
+                match inner.strip_prefix('/').and_then(|r| r.strip_prefix(t)) {
+                    Some(key) if key.is_empty() || key.starts_with('/') => {
+                        format!("/{escaped}{key}")
+                    }
+                    _ => inner.to_string(),
+                }
+            });
+            out = map_elements(&out, "BucketName", |inner| {
+                if inner == t {
+                    escaped.clone()
+                } else {
+                    inner.to_string()
+                }
+            });
+        }
+    }
+    out.into_bytes()
+}
+
+/// The text with the content of every `<name>…</name>` passed through `f`.
+fn map_elements(text: &str, name: &str, f: impl Fn(&str) -> String) -> String {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(&open) {
+        let inner_start = i + open.len();
+        let Some(len) = rest[inner_start..].find(&close) else {
+            break;
+        };
+        out.push_str(&rest[..inner_start]);
+        out.push_str(&f(&rest[inner_start..inner_start + len]));
+        out.push_str(&close);
+        rest = &rest[inner_start + len + close.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +180,16 @@ mod tests {
             redact("The specified key does not exist.", None),
             "The specified key does not exist."
         );
+    }
+
+    #[test]
+    fn region_and_bucket_are_the_gateways() {
+        let garage = b"<Error><Code>NoSuchKey</Code><Resource>/ops-real/a/ops-real</Resource><BucketName>ops-real</BucketName><Region>garage</Region></Error>".to_vec();
+        let out = String::from_utf8(localize(garage, "us-east-1", Some("ops-real"), Some("ops")))
+            .unwrap();
+        assert_eq!(out, "<Error><Code>NoSuchKey</Code><Resource>/ops/a/ops-real</Resource><BucketName>ops</BucketName><Region>us-east-1</Region></Error>");
+        let plain = b"<Error><Resource>/b/k</Resource></Error>".to_vec();
+        assert_eq!(localize(plain.clone(), "r", Some("b"), Some("b")), plain);
     }
 
     #[test]

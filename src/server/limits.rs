@@ -322,30 +322,32 @@ impl HeadScan {
 /// Answer with an S3 error and close. Best effort, within a bounded time:
 /// a client that does not read its answer does not hold the connection.
 async fn refuse(mut stream: Stream, why: Refusal) {
-    let (status, code, message) = match why {
-        Refusal::Busy => (
-            "503 Service Unavailable",
-            "SlowDown",
+    use crate::s3::{err, S3ErrorCode};
+    let e = match why {
+        Refusal::Busy => err(
+            S3ErrorCode::SlowDown,
             "Please reduce your request rate: the gateway is at its connection limit.",
         ),
-        Refusal::TooLarge => (
-            "400 Bad Request",
-            "RequestHeaderSectionTooLarge",
+        Refusal::TooLarge => err(
+            S3ErrorCode::RequestHeaderSectionTooLarge,
             "Your request header section exceeds the maximum allowed size.",
         ),
-        Refusal::Timeout => (
-            "400 Bad Request",
-            "RequestTimeout",
+        Refusal::Timeout => err(
+            S3ErrorCode::RequestTimeout,
             "Your socket connection to the server was not read from or written to within the timeout period.",
         ),
     };
+    let code = e.code.as_str();
     tracing::debug!(code, "connection refused before its request");
     let id = crate::util::request_id();
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{id}</RequestId></Error>"
-    );
+    let body = e.to_xml(&id);
+    let status = e.status();
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
     let answer = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nx-amz-request-id: {id}\r\nx-s3gate-request-id: {id}\r\nserver: s3gate\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nx-amz-request-id: {id}\r\nx-s3gate-request-id: {id}\r\nserver: s3gate\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let write = async {
