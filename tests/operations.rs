@@ -61,12 +61,14 @@ fn setup(name: &str) -> (PathBuf, Garage) {
     (dir, garage)
 }
 
+/// The value of the metric line starting with `line_start`; a missing or
+/// unreadable metric fails the test (it never reads as 0).
 fn metric(text: &str, line_start: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("metric `{line_start}` missing from /metrics:\n{text}"))
 }
 
 #[tokio::test]

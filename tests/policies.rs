@@ -151,14 +151,9 @@ fn direct() -> aws_sdk_s3::Client {
     )
 }
 
+/// Present upstream; absent only on 404 (any other failure panics).
 async fn exists(bucket: &str, key: &str) -> bool {
-    direct()
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .is_ok()
+    common::object_exists(&direct(), bucket, key).await
 }
 
 #[tokio::test]
