@@ -137,8 +137,14 @@ async fn checksum_trailers_reframe_or_send_plain_bytes() {
             ("x-amz-content-sha256".to_string(), mode.to_string()),
             ("content-length".to_string(), body.len().to_string()),
             ("content-encoding".to_string(), "aws-chunked".to_string()),
-            ("x-amz-decoded-content-length".to_string(), d.len().to_string()),
-            ("x-amz-trailer".to_string(), "x-amz-checksum-crc32".to_string()),
+            (
+                "x-amz-decoded-content-length".to_string(),
+                d.len().to_string(),
+            ),
+            (
+                "x-amz-trailer".to_string(),
+                "x-amz-checksum-crc32".to_string(),
+            ),
         ];
         let (headers, _) = s.sign_headers("PUT", target, headers, mode);
         let r = send(gw.port, "PUT", target, &headers, &body);
@@ -269,6 +275,207 @@ async fn abort_verify_retries_while_parts_remain() {
             "{row}: {reqs:?}"
         );
     }
+}
+
+/// `multipart.abort.drain_in_flight`: the abort waits (up to this long)
+/// for this replica's part uploads of the upload to finish before it goes
+/// upstream; with a short drain it goes while the part is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_drain_in_flight_waits_for_running_parts() {
+    // (drain_in_flight, the abort reaches the upstream after the part ended)
+    for (drain, after_part) in [("5s", true), ("100ms", false)] {
+        let si = StandIn::start(|r| {
+            if r.method == "PUT" && r.target.contains("partNumber=") {
+                // A part the upstream takes 1.5 s to store.
+                std::thread::sleep(Duration::from_millis(1500)); // the slow part
+            }
+            store(r)
+        });
+        let gw = config(&si)
+            .abort(drain, false, 1)
+            .start(&dir(&format!("drain-{drain}")));
+        let c = alice(&gw);
+        c.create_multipart_upload()
+            .bucket("bkt")
+            .key("k")
+            .send()
+            .await
+            .expect("create");
+        let part = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.upload_part()
+                    .bucket("bkt")
+                    .key("k")
+                    .upload_id("U1")
+                    .part_number(1)
+                    .body(data(64 * 1024, 1).into())
+                    .send()
+                    .await
+            })
+        };
+        if !wait_until(Duration::from_secs(10), || {
+            !of(&si.requests(), "PUT").is_empty()
+        }) {
+            panic!("the part did not reach the upstream: {:?}", part.await);
+        }
+        c.abort_multipart_upload()
+            .bucket("bkt")
+            .key("k")
+            .upload_id("U1")
+            .send()
+            .await
+            .expect("abort");
+        part.await.expect("join").expect("the part was stored");
+        let reqs = si.requests();
+        let put = of(&reqs, "PUT")[0].at;
+        let delete = of(&reqs, "DELETE")[0].at;
+        let part_done = put + Duration::from_millis(1500);
+        assert_eq!(
+            delete >= part_done,
+            after_part,
+            "drain {drain}: abort sent {:?} after the part arrived (the part took 1.5 s)",
+            delete - put
+        );
+    }
+}
+
+/// `upstreams.<name>.versioning`: without it (the s3-compatible default) a
+/// `versionId` is refused before anything goes upstream and upstream
+/// `x-amz-version-id` headers are dropped; with it, both pass.
+#[tokio::test]
+async fn versioning_passes_or_refuses_version_ids() {
+    let versioned = |r: &Recorded| {
+        let mut a = store(r);
+        if let Action::Reply { headers, .. } = &mut a {
+            headers.push(("x-amz-version-id".into(), "v-upstream".into()));
+        }
+        a
+    };
+    for (setting, passes) in [(None, false), (Some(false), false), (Some(true), true)] {
+        let si = StandIn::start(versioned);
+        let mut up = upstream(&si);
+        if let Some(v) = setting {
+            up = up.set("versioning", v);
+        }
+        let gw = config(&si)
+            .upstream("si", up)
+            .start(&dir(&format!("versioning-{setting:?}")));
+        let c = alice(&gw);
+        let r = c
+            .get_object()
+            .bucket("bkt")
+            .key("k")
+            .version_id("v1")
+            .send()
+            .await;
+        let gets = si.requests();
+        if passes {
+            r.unwrap_or_else(|e| panic!("{setting:?}: {e:?}"));
+            assert!(
+                gets.iter().any(|g| g.target.contains("versionId=v1")),
+                "{setting:?}: {gets:?}"
+            );
+        } else {
+            let e = r.expect_err("refused").into_service_error();
+            assert_eq!(
+                e.meta().code(),
+                Some("InvalidArgument"),
+                "{setting:?}: {e:?}"
+            );
+            assert!(gets.is_empty(), "nothing went upstream: {gets:?}");
+        }
+        let head = c
+            .head_object()
+            .bucket("bkt")
+            .key("k")
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(
+            head.version_id(),
+            passes.then_some("v-upstream"),
+            "{setting:?}: the upstream's x-amz-version-id"
+        );
+    }
+}
+
+/// `upstreams.<name>.addressing` and `connect_to`: path style puts the
+/// bucket in the path, virtual in the Host; `connect_to` dials the given
+/// address but keeps the endpoint's host name in Host.
+#[tokio::test]
+async fn addressing_and_connect_to_shape_the_upstream_request() {
+    for (addressing, host, target) in [
+        ("path", "store.example.test", "/bkt/a/b.txt"),
+        ("virtual", "bkt.store.example.test", "/a/b.txt"),
+    ] {
+        let si = StandIn::start(store);
+        let up = Upstream::s3_compatible(
+            format!("http://store.example.test:{}", si.port),
+            Credentials::keys(UPSTREAM_KEY, UPSTREAM_SECRET),
+        )
+        .region("garage")
+        .addressing(addressing)
+        .set("connect_to", format!("127.0.0.1:{}", si.port));
+        let gw = config(&si)
+            .upstream("si", up)
+            .start(&dir(&format!("addressing-{addressing}")));
+        alice(&gw)
+            .get_object()
+            .bucket("bkt")
+            .key("a/b.txt")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{addressing}: {e:?}\n{}", gw.log()));
+        let reqs = si.requests();
+        let get = reqs
+            .iter()
+            .find(|r| r.method == "GET")
+            .expect("GET upstream");
+        assert_eq!(get.target, target, "{addressing}");
+        assert_eq!(
+            get.header("host"),
+            Some(format!("{host}:{}", si.port).as_str()),
+            "{addressing}"
+        );
+    }
+}
+
+/// `region`: clients sign for it; a request signed for another region is
+/// refused with AuthorizationHeaderMalformed and goes nowhere.
+#[tokio::test]
+async fn region_is_the_one_clients_sign_for() {
+    let si = StandIn::start(store);
+    let gw = config(&si).region("eu-central-1").start(&dir("region"));
+    let right = client(
+        &gw.endpoint(),
+        "eu-central-1",
+        ALICE_KEY,
+        ALICE_SECRET,
+        true,
+    );
+    right
+        .head_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .expect("signed for eu-central-1");
+    let wrong = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let e = wrong
+        .get_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .expect_err("signed for us-east-1")
+        .into_service_error();
+    assert_eq!(
+        e.meta().code(),
+        Some("AuthorizationHeaderMalformed"),
+        "{e:?}"
+    );
+    assert_eq!(si.requests().len(), 1, "only the right one went upstream");
 }
 
 fn audit_records(path: &Path) -> Vec<serde_json::Value> {
@@ -452,7 +659,10 @@ async fn audit_fsync_always_or_interval() {
         interval.1 <= 2 * seconds,
         "fsync: interval syncs once a second (log and head), not per record: {syncs:?}"
     );
-    assert!(interval.3, "fsync: interval syncs the records soon after: {syncs:?}");
+    assert!(
+        interval.3,
+        "fsync: interval syncs the records soon after: {syncs:?}"
+    );
 }
 
 /// `timeouts.connect_secs`: an upstream that never completes the TCP
@@ -462,7 +672,8 @@ async fn audit_fsync_always_or_interval() {
 async fn timeouts_connect_secs_bounds_the_handshake() {
     // A listener whose backlog is full: further SYNs are dropped.
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-    sock.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
     let port = sock.local_addr().expect("addr").port();
     let _listener = sock.listen(1).expect("listen");
     let mut fillers = Vec::new();
@@ -501,10 +712,7 @@ async fn timeouts_connect_secs_bounds_the_handshake() {
         .expect_err("no upstream");
     let took = started.elapsed();
     let status = e.raw_response().map(|r| r.status().as_u16());
-    assert!(
-        matches!(status, Some(502) | Some(504)),
-        "{status:?}: {e:?}"
-    );
+    assert!(matches!(status, Some(502) | Some(504)), "{status:?}: {e:?}");
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(6),
         "answered after {took:?} (connect_secs: 1, two tries)"
@@ -555,12 +763,7 @@ async fn timeouts_idle_secs_closes_pooled_connections() {
         let gone = wait_until(Duration::from_secs(4), || {
             si.conns().iter().all(|c| c.closed.is_some())
         });
-        assert_eq!(
-            gone,
-            closed,
-            "idle_secs={idle_secs}: {:?}",
-            si.conns()
-        );
+        assert_eq!(gone, closed, "idle_secs={idle_secs}: {:?}", si.conns());
         if let Some(c) = si.conns().first() {
             if let Some(at) = c.closed {
                 assert!(at - c.opened >= Duration::from_millis(900), "{c:?}");
@@ -615,6 +818,50 @@ async fn log_format_json_or_human() {
         } else {
             assert_eq!(json, 0, "human lines:\n{log}");
         }
+    }
+}
+
+/// `log.level` sets the filter; `S3GATE_LOG` overrides it.
+#[tokio::test]
+async fn log_level_and_its_override() {
+    // The listeners' start-up lines (info) stay on: tests read the ports there.
+    let warn = "\"warn,s3gate::server=info\"";
+    // (log.level, S3GATE_LOG, info lines (access, pingora's) expected)
+    for (level, env, info) in [
+        (Some(warn), None, false),
+        (Some("info"), None, true),
+        (None, None, true),
+        (Some(warn), Some("info"), true),
+    ] {
+        let si = StandIn::start(store);
+        let mut c = config(&si).clean_env();
+        if let Some(l) = level {
+            c = c.extra_yaml(&format!("log:\n  level: {l}\n"));
+        }
+        let env: Vec<(&str, String)> = env
+            .map(|e| ("S3GATE_LOG", e.to_string()))
+            .into_iter()
+            .collect();
+        let gw = c.start_with_env(&dir(&format!("level-{level:?}-{}", env.len())), &env);
+        alice(&gw)
+            .head_object()
+            .bucket("bkt")
+            .key("k")
+            .send()
+            .await
+            .expect("head");
+        let row = format!("level {level:?}, S3GATE_LOG {env:?}");
+        let logged = wait_until(Duration::from_secs(2), || {
+            gw.log().contains("s3gate::access")
+        });
+        assert_eq!(logged, info, "{row}:\n{}", gw.log());
+        let log = gw.log();
+        assert_eq!(
+            log.contains("INFO pingora_core"),
+            info,
+            "{row}: pingora's info lines:\n{log}"
+        );
+        assert!(log.contains(" WARN "), "{row}: warnings are logged:\n{log}");
     }
 }
 
@@ -711,9 +958,7 @@ fn health(admin: u16, path: Option<&str>) -> (i32, String) {
     if let Some(p) = path {
         cmd.args(["--path", p]);
     }
-    let out = cmd
-        .output()
-        .expect("s3gate health");
+    let out = cmd.output().expect("s3gate health");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).to_string(),
@@ -741,12 +986,21 @@ async fn readyz_and_the_health_probe() {
     assert_eq!(http_get(admin, "/healthz").0, 200, "the process is up");
     let (status, body) = http_get(admin, "/readyz");
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("nowhere") && body.contains("cannot be resolved"), "{body}");
+    assert!(
+        body.contains("nowhere") && body.contains("cannot be resolved"),
+        "{body}"
+    );
     let (code, said) = health(admin, Some("/readyz"));
-    assert_eq!(code, 1, "health --path /readyz on a not-ready gateway: {said}");
+    assert_eq!(
+        code, 1,
+        "health --path /readyz on a not-ready gateway: {said}"
+    );
     assert!(said.contains("503"), "{said}");
     let (code, said) = health(admin, None);
-    assert_eq!(code, 0, "health (/healthz) on a live, not-ready gateway: {said}");
+    assert_eq!(
+        code, 0,
+        "health (/healthz) on a live, not-ready gateway: {said}"
+    );
     drop(raw);
 
     let si = StandIn::start(store);
@@ -757,7 +1011,8 @@ async fn readyz_and_the_health_probe() {
     let admin = gw.admin_port;
     gw.stop();
     assert!(
-        wait_until(Duration::from_secs(10), || http_get(admin, "/healthz").0 == 0),
+        wait_until(Duration::from_secs(10), || http_get(admin, "/healthz").0
+            == 0),
         "the gateway stopped"
     );
     for path in [None, Some("/readyz")] {
@@ -787,7 +1042,10 @@ fn trickling_put(port: u16, key: &str, limit: Duration) -> std::thread::JoinHand
     let target = format!("/bkt/{key}");
     let headers = vec![
         ("host".to_string(), format!("127.0.0.1:{port}")),
-        ("x-amz-content-sha256".to_string(), "UNSIGNED-PAYLOAD".to_string()),
+        (
+            "x-amz-content-sha256".to_string(),
+            "UNSIGNED-PAYLOAD".to_string(),
+        ),
         ("content-length".to_string(), (1024 * 1024).to_string()),
     ];
     let (headers, _) = s.sign_headers("PUT", &target, headers, "UNSIGNED-PAYLOAD");
@@ -843,7 +1101,10 @@ async fn shutdown_grace_secs_cuts_requests_still_running() {
         took >= Duration::from_millis(800) && took < Duration::from_secs(10),
         "exited {took:?} after SIGTERM ({status}), grace 1 s"
     );
-    assert!(upload.join().expect("join"), "the upload's connection was cut");
+    assert!(
+        upload.join().expect("join"),
+        "the upload's connection was cut"
+    );
     assert!(
         of(&si.requests(), "PUT").is_empty(),
         "the cut upload never completed upstream"
@@ -869,10 +1130,9 @@ async fn sigint_stops_at_once() {
         took < Duration::from_secs(4),
         "exited {took:?} after SIGINT ({status}), not after the 30 s grace"
     );
-    assert!(upload.join().expect("join"), "the upload's connection was cut");
-    assert_eq!(
-        http_get(gw.port, "/").0,
-        0,
-        "nothing listens any more"
+    assert!(
+        upload.join().expect("join"),
+        "the upload's connection was cut"
     );
+    assert_eq!(http_get(gw.port, "/").0, 0, "nothing listens any more");
 }

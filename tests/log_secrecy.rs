@@ -82,7 +82,8 @@ struct Upstreams {
 /// (answers garbage), `slow` (never answers; read timeout 1 s).
 fn upstreams() -> Upstreams {
     let good = StandIn::start(store);
-    let junk = StandIn::start(|_| Action::Raw(b"NOT HTTP AT ALL\r\n\x00\x01garbage\r\n\r\n".to_vec()));
+    let junk =
+        StandIn::start(|_| Action::Raw(b"NOT HTTP AT ALL\r\n\x00\x01garbage\r\n\r\n".to_vec()));
     let hang = StandIn::start(|_| Action::Hang);
     let down = ClosedPort::new();
     let config = GatewayConfig::empty()
@@ -90,7 +91,10 @@ fn upstreams() -> Upstreams {
         .upstream("good", upstream(good.endpoint()))
         .upstream("junk", upstream(junk.endpoint()))
         .upstream("slow", upstream(hang.endpoint()))
-        .upstream("down", upstream(format!("http://127.0.0.1:{}", down.port())))
+        .upstream(
+            "down",
+            upstream(format!("http://127.0.0.1:{}", down.port())),
+        )
         .bucket("okb", BucketRule::upstream("good"))
         .bucket("junk", BucketRule::upstream("junk"))
         .bucket("slow", BucketRule::upstream("slow"))
@@ -139,7 +143,8 @@ fn query_param(target: &str, name: &str) -> String {
 fn presigned(gw: &Gateway, sent: &mut Sent, method: &str, path: &str, body: &[u8]) -> u16 {
     let host = format!("127.0.0.1:{}", gw.port);
     let target = signer().presign(method, &host, path, Duration::from_secs(300));
-    sent.signatures.push(query_param(&target, "X-Amz-Signature"));
+    sent.signatures
+        .push(query_param(&target, "X-Amz-Signature"));
     sent.queries
         .push(target.split_once('?').expect("query").1.to_string());
     let headers = vec![
@@ -168,7 +173,8 @@ fn header_signed(gw: &Gateway, sent: &mut Sent, method: &str, path: &str) -> u16
 fn broken_presigned_put(gw: &Gateway, sent: &mut Sent, path: &str) {
     let host = format!("127.0.0.1:{}", gw.port);
     let target = signer().presign("PUT", &host, path, Duration::from_secs(300));
-    sent.signatures.push(query_param(&target, "X-Amz-Signature"));
+    sent.signatures
+        .push(query_param(&target, "X-Amz-Signature"));
     sent.queries
         .push(target.split_once('?').expect("query").1.to_string());
     let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
@@ -190,13 +196,33 @@ async fn drive(gw: &Gateway, ups: &Upstreams) -> Sent {
     // (zero_copy), PUTs and DELETEs go through pingora's proxy.
     for method in ["GET", "PUT", "DELETE"] {
         let body: &[u8] = if method == "PUT" { b"data" } else { b"" };
-        assert_eq!(presigned(gw, &mut sent, method, "/down/k", body), 502, "{method}");
-        assert_eq!(header_signed(gw, &mut sent, method, "/down/k2"), 502, "{method}");
+        assert_eq!(
+            presigned(gw, &mut sent, method, "/down/k", body),
+            502,
+            "{method}"
+        );
+        assert_eq!(
+            header_signed(gw, &mut sent, method, "/down/k2"),
+            502,
+            "{method}"
+        );
         // Upstream answering garbage.
-        assert_eq!(presigned(gw, &mut sent, method, "/junk/k", body), 502, "{method}");
-        assert_eq!(header_signed(gw, &mut sent, method, "/junk/k2"), 502, "{method}");
+        assert_eq!(
+            presigned(gw, &mut sent, method, "/junk/k", body),
+            502,
+            "{method}"
+        );
+        assert_eq!(
+            header_signed(gw, &mut sent, method, "/junk/k2"),
+            502,
+            "{method}"
+        );
         // Upstream never answering.
-        assert_eq!(presigned(gw, &mut sent, method, "/slow/k", body), 504, "{method}");
+        assert_eq!(
+            presigned(gw, &mut sent, method, "/slow/k", body),
+            504,
+            "{method}"
+        );
     }
     // A bad signature, presigned and in the header.
     let host = format!("127.0.0.1:{}", gw.port);
@@ -205,10 +231,17 @@ async fn drive(gw: &Gateway, ups: &Upstreams) -> Sent {
         ..signer()
     };
     let target = bad.presign("GET", &host, "/okb/k", Duration::from_secs(300));
-    sent.signatures.push(query_param(&target, "X-Amz-Signature"));
+    sent.signatures
+        .push(query_param(&target, "X-Amz-Signature"));
     sent.queries
         .push(target.split_once('?').expect("query").1.to_string());
-    let r = send(gw.port, "GET", &target, &[("host".into(), host.clone())], b"");
+    let r = send(
+        gw.port,
+        "GET",
+        &target,
+        &[("host".into(), host.clone())],
+        b"",
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     // Through an SDK (Authorization headers), on every failing upstream.
     let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
@@ -236,10 +269,17 @@ async fn drive(gw: &Gateway, ups: &Upstreams) -> Sent {
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
         .expect("target");
-    sent.signatures.push(query_param(&target, "X-Amz-Signature"));
+    sent.signatures
+        .push(query_param(&target, "X-Amz-Signature"));
     sent.queries
         .push(target.split_once('?').expect("query").1.to_string());
-    let r = send(gw.port, "GET", &target, &[("host".into(), host.clone())], b"");
+    let r = send(
+        gw.port,
+        "GET",
+        &target,
+        &[("host".into(), host.clone())],
+        b"",
+    );
     assert_eq!(r.status, 502, "{}", r.body);
     // A client breaking off mid-body.
     broken_presigned_put(gw, &mut sent, "/okb/broken");
@@ -292,7 +332,13 @@ fn check(gw: &Gateway, sent: &Sent, json: bool) {
         ("okb", "499", "the broken-off upload"),
     ] {
         for op in ["GetObject", "PutObject", "DeleteObject"] {
-            let op = if status == "499" { "PutObject" } else if status == "403" { "GetObject" } else { op };
+            let op = if status == "499" {
+                "PutObject"
+            } else if status == "403" {
+                "GetObject"
+            } else {
+                op
+            };
             assert!(
                 access(&[("bucket", bucket), ("status", status), ("operation", op)]),
                 "{why} ({op}) is logged:\n{log}"
@@ -323,10 +369,16 @@ fn check(gw: &Gateway, sent: &Sent, json: bool) {
             assert!(!line.contains(secret), "a secret was logged: {line}");
         }
         for sig in &sent.signatures {
-            assert!(!line.contains(sig.as_str()), "a signature was logged: {line}");
+            assert!(
+                !line.contains(sig.as_str()),
+                "a signature was logged: {line}"
+            );
         }
         for q in &sent.queries {
-            assert!(!line.contains(q.as_str()), "a presigned query was logged: {line}");
+            assert!(
+                !line.contains(q.as_str()),
+                "a presigned query was logged: {line}"
+            );
         }
         let lower = line.to_ascii_lowercase();
         for name in [
@@ -369,11 +421,7 @@ fn check(gw: &Gateway, sent: &Sent, json: bool) {
 async fn no_secret_in_any_log_line_on_the_failure_paths() {
     for (format, json) in [("human", false), ("json", true)] {
         let ups = upstreams();
-        let gw = ups
-            .config
-            .clone()
-            .log_format(format)
-            .start(&dir(format));
+        let gw = ups.config.clone().log_format(format).start(&dir(format));
         let sent = drive(&gw, &ups).await;
         check(&gw, &sent, json);
         gw.stop();

@@ -465,9 +465,7 @@ pub async fn object_exists(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> b
         Ok(_) => true,
         Err(e) => {
             let status = e.raw_response().map(|r| r.status().as_u16());
-            let not_found = e
-                .as_service_error()
-                .is_some_and(|s| s.is_not_found());
+            let not_found = e.as_service_error().is_some_and(|s| s.is_not_found());
             if not_found || status == Some(404) {
                 false
             } else {

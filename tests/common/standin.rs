@@ -19,6 +19,8 @@ pub struct Recorded {
     /// The body after HTTP framing (Content-Length or chunked) is removed;
     /// aws-chunked framing, if any, is left as sent.
     pub body: Vec<u8>,
+    /// When the whole request had arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -111,7 +113,12 @@ impl StandIn {
     }
 }
 
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Recorded>>, conns: &Mutex<Vec<Conn>>, h: &Handler) {
+fn serve(
+    stream: TcpStream,
+    requests: &Mutex<Vec<Recorded>>,
+    conns: &Mutex<Vec<Conn>>,
+    h: &Handler,
+) {
     let index = {
         let mut c = conns.lock().expect("conns");
         c.push(Conn {
@@ -186,12 +193,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
@@ -221,6 +223,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         target,
         headers,
         body,
+        at: Instant::now(),
     })
 }
 
