@@ -1123,8 +1123,13 @@ async fn sigint_stops_at_once() {
         "the upload reached the upstream"
     );
     signal(&gw, "-INT");
-    let (status, took) = exit_within(&gw, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("still running 10 s after SIGINT:\n{}", gw.log()));
+    let (status, took) = exit_within(&gw, Duration::from_secs(10)).unwrap_or_else(|| {
+        let log = gw.log();
+        panic!(
+            "still running 10 s after SIGINT:\n{}",
+            &log[..log.len().min(4000)]
+        )
+    });
     eprintln!("SIGINT: exited after {took:?} ({status})");
     assert!(
         took < Duration::from_secs(4),
@@ -1135,4 +1140,11 @@ async fn sigint_stops_at_once() {
         "the upload's connection was cut"
     );
     assert_eq!(http_get(gw.port, "/").0, 0, "nothing listens any more");
+    let log = gw.log();
+    let head = &log[..log.len().min(4000)];
+    assert!(log.contains("SIGINT: stopping at once"), "{head}");
+    assert!(
+        log.matches("Accept() failed").count() < 10,
+        "no accept loop spinning on the way out:\n{head}"
+    );
 }
