@@ -1003,7 +1003,35 @@ async fn readyz_and_the_health_probe() {
     );
     drop(raw);
 
+    // Policies configured but none loaded: 503 until a policy arrives (the
+    // folder is watched), then 200.
     let si = StandIn::start(store);
+    let d = dir("no-policies");
+    let raw = Raw::start(
+        &config(&si).policy("Version: \"2012-10-17\"\nStatement: []\n"),
+        &d,
+    );
+    let admin = raw.admin_port();
+    let mut last = (0, String::new());
+    wait_until(Duration::from_secs(10), || {
+        last = http_get(admin, "/readyz");
+        last.0 != 0
+    });
+    assert_eq!(last.0, 503, "{}", last.1);
+    assert!(last.1.contains("no policy statements loaded"), "{}", last.1);
+    std::fs::write(
+        d.join("policies/p.yaml"),
+        "Version: \"2012-10-17\"\nStatement:\n  - Sid: All\n    Effect: Allow\n    Principal: \"*\"\n    Action: \"s3:*\"\n    Resource: \"*\"\n",
+    )
+    .expect("policy");
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(admin, "/readyz").0
+            == 200),
+        "ready once a policy is loaded: {:?}",
+        http_get(admin, "/readyz")
+    );
+    drop(raw);
+
     let gw = config(&si).start(&dir("ready"));
     assert_eq!(http_get(gw.admin_port, "/readyz").0, 200);
     assert_eq!(health(gw.admin_port, Some("/readyz")).0, 0, "ready");

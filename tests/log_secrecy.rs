@@ -245,7 +245,7 @@ async fn drive(gw: &Gateway, ups: &Upstreams) -> Sent {
     assert_eq!(r.status, 403, "{}", r.body);
     // Through an SDK (Authorization headers), on every failing upstream.
     let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
-    for bucket in ["down", "junk", "slow"] {
+    for bucket in ["down", "junk"] {
         let e = alice
             .get_object()
             .bucket(bucket)
