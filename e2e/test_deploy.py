@@ -2,6 +2,7 @@
 the gateway config and policies inside their ConfigMaps pass `s3gate check`
 and `s3gate test`: the README's deployment examples are these files."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,12 @@ def test_embedded_gateway_configs_and_policies_check(tmp_path):
         r = subprocess.run([str(BIN), "check", "--config", str(root / "gateway.yaml")], capture_output=True, text=True, env=env)
         assert r.returncode == 0, f"{manifest}: {r.stdout}{r.stderr}"
         r = subprocess.run([str(BIN), "test", str(root / "policies")], capture_output=True, text=True)
-        assert r.returncode == 0 and "0 failed" in r.stdout, f"{manifest}: {r.stdout}{r.stderr}"
+        # Every `Tests:` case of the policy files ran (and there are some).
+        expected = sum(len((yaml.safe_load(p.read_text()) or {}).get("Tests") or [])
+                       for p in (root / "policies").iterdir())
+        summary = re.search(r"^(\d+) passed, (\d+) failed$", r.stdout, re.M)
+        assert expected > 0, f"{manifest}: its policies carry no Tests:"
+        assert r.returncode == 0 and summary and (int(summary[1]), summary[2]) == (expected, "0"), \
+            f"{manifest}: expected {expected} passed: {r.stdout}{r.stderr}"
         checked += 1
     assert checked == 2, "both the egress and the sidecar configs were checked"

@@ -89,6 +89,8 @@ class PolicyGateway:
 def policy_dir(session_dir):
     """A folder with a copy of the example policy, read at test time."""
     src = REPO_POLICY
+    # The repository's own file, never one from elsewhere on the machine.
+    assert src.resolve().is_relative_to(REPO.resolve()) and src.is_file(), src
     d = session_dir / "policies-example"
     d.mkdir()
     shutil.copyfile(src, d / src.name)

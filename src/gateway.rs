@@ -172,7 +172,11 @@ impl ProxyHttp for Gateway {
                     // The record is on disk before the client hears the answer.
                     if let Some(audit) = &state.audit {
                         if let Err(e) = audit.write(event).await {
-                            tracing::error!(request_id = %ctx.request_id, "abort audit record not written, abort not acknowledged: {e}");
+                            if audit.reject_on_failure {
+                                tracing::error!(request_id = %ctx.request_id, "abort audit record not written, abort not acknowledged: {e}");
+                            } else {
+                                tracing::error!(request_id = %ctx.request_id, "abort audit record not written (on_failure: continue, abort acknowledged): {e}");
+                            }
                             // With on_failure: reject, an abort without its
                             // record is never acknowledged (the probe before
                             // it passed, then the write failed).

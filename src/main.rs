@@ -278,6 +278,16 @@ fn test(mut paths: Vec<PathBuf>, config: Option<&Path>) -> ExitCode {
     let out = s3gate::policy::testing::run(&set);
     print!("{}", out.report);
     println!("{} passed, {} failed", out.passed, out.failed);
+    if out.passed + out.failed == 0 {
+        // Nothing was checked: a run that proves nothing must not pass
+        // (a folder without `Tests:`, a wrong path, tests removed).
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "error: no test cases: the policy files in {} have no Tests: entries",
+            names.join(", ")
+        );
+        return ExitCode::from(1);
+    }
     if out.failed > 0 {
         ExitCode::from(1)
     } else {

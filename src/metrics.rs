@@ -197,7 +197,7 @@ impl Metrics {
         counter(
             &mut out,
             "s3gate_audit_records_dropped_total",
-            "Audit records not written, by reason (rate_limited: auth_failed records beyond the rate limit).",
+            "Audit records not written, by reason (rate_limited: auth_failed records beyond the rate limit; write_failed: the log could not be written).",
             &["reason"],
             &self.audit_dropped,
         );

@@ -192,6 +192,11 @@ fn warn_if_too_few_files(connections: usize) {
 /// After SIGTERM, exit as soon as no request is in flight (the audit
 /// writer syncs on the way out), instead of sleeping the whole grace
 /// period. The grace period stays the upper bound.
+///
+/// SIGINT stops at once: pingora's fast shutdown does not tell the
+/// listeners to stop, and their accept loops, left on runtimes being shut
+/// down, spin (an error line per failed accept) and keep the process
+/// alive; so the audit log is synced and the process exits here.
 fn drain_on_sigterm(
     mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>,
     audit: Option<Arc<crate::audit::AuditLog>>,
@@ -213,6 +218,16 @@ fn drain_on_sigterm(
                 loop {
                     match phases.recv().await {
                         Ok(pingora::server::ExecutionPhase::GracefulTerminate) => break,
+                        // Shutting down without GracefulTerminate first: SIGINT.
+                        Ok(pingora::server::ExecutionPhase::ShutdownStarted) => {
+                            tracing::info!("SIGINT: stopping at once");
+                            if let Some(a) = &audit {
+                                if let Err(e) = a.sync().await {
+                                    tracing::error!("audit log not synced at shutdown: {e}");
+                                }
+                            }
+                            std::process::exit(0);
+                        }
                         Ok(_) => continue,
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => return,

@@ -36,15 +36,9 @@ fn signed_put(
     send(env().gateway.port, "PUT", &target, &headers, &body)
 }
 
+/// Absent upstream: 404 there; any other failure of the look panics.
 async fn absent(key: &str) -> bool {
-    env()
-        .direct()
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .is_err()
+    !common::object_exists(&env().direct(), BUCKET, key).await
 }
 
 fn now_signer<'a>(key: &'a str, secret: &'a str) -> Signer<'a> {

@@ -97,11 +97,32 @@ fn test_runs_policy_cases() {
 
 #[test]
 fn repository_policies_pass_their_tests() {
-    for dir in ["policies/sidecar", "policies/egress"] {
+    // The number of `Tests:` cases each folder carries: a run that checks
+    // fewer (or none) fails here.
+    for (dir, cases) in [("policies/sidecar", 5), ("policies/egress", 8)] {
         let (code, text) = run(&["test", dir]);
         assert_eq!(code, 0, "{dir}: {text}");
-        assert!(text.contains(" passed, 0 failed"), "{text}");
+        assert!(
+            text.contains(&format!("\n{cases} passed, 0 failed\n")),
+            "{dir}: {text}"
+        );
+        assert_eq!(text.matches("PASS ").count(), cases, "{text}");
     }
+}
+
+#[test]
+fn test_without_any_case_fails() {
+    let dir = std::env::temp_dir().join(format!("s3gate-cli-nocases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "Version: \"2012-10-17\"\nStatement:\n  - Sid: Read\n    Effect: Allow\n    Principal: \"*\"\n    Action: s3:GetObject\n    Resource: \"arn:aws:s3:::data/*\"\n",
+    )
+    .expect("policy");
+    let (code, text) = run(&["test", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("0 passed, 0 failed"), "{text}");
+    assert!(text.contains("error: no test cases"), "{text}");
 }
 
 #[test]

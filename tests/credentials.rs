@@ -65,9 +65,13 @@ fn gateway(
     env: &[(&str, String)],
 ) -> Gateway {
     let mut env = isolated(env);
-    // The gateway must not inherit the test's own AWS variables.
     env.push(("AWS_PROFILE", "default".into()));
-    config(upstream, credentials).start_with_env(&dir(name), &env)
+    // The gateway must not inherit the test's own AWS variables (keys,
+    // session token, role, profile, container or web-identity settings):
+    // it starts with an empty environment and only what is set here.
+    config(upstream, credentials)
+        .clean_env()
+        .start_with_env(&dir(name), &env)
 }
 
 async fn round_trip(gw: &Gateway, bucket: &str) {

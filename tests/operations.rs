@@ -61,12 +61,14 @@ fn setup(name: &str) -> (PathBuf, Garage) {
     (dir, garage)
 }
 
+/// The value of the metric line starting with `line_start`; a missing or
+/// unreadable metric fails the test (it never reads as 0).
 fn metric(text: &str, line_start: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("metric `{line_start}` missing from /metrics:\n{text}"))
 }
 
 #[tokio::test]
@@ -94,23 +96,28 @@ async fn metrics_count_known_traffic_and_probes_answer() {
         .send()
         .await
         .expect("get");
-    assert!(
-        bob.get_object()
-            .bucket("ops")
-            .key(&key)
-            .send()
-            .await
-            .is_err(),
-        "denied"
-    );
+    let denied = bob
+        .get_object()
+        .bucket("ops")
+        .key(&key)
+        .send()
+        .await
+        .expect_err("denied")
+        .into_service_error();
+    assert_eq!(denied.meta().code(), Some("AccessDenied"), "{denied:?}");
     let wrong = client(&gw.endpoint(), "us-east-1", ALICE_KEY, "wrong", true);
-    assert!(wrong
+    let refused = wrong
         .head_object()
         .bucket("ops")
         .key(&key)
         .send()
         .await
-        .is_err());
+        .expect_err("bad signature");
+    assert_eq!(
+        refused.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "{refused:?}"
+    );
     let id = alice
         .create_multipart_upload()
         .bucket("ops")

@@ -24,15 +24,9 @@ fn host() -> String {
     format!("127.0.0.1:{}", env().gateway.port)
 }
 
+/// Present upstream; absent only on 404 (any other failure panics).
 async fn exists(key: &str) -> bool {
-    env()
-        .direct()
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .is_ok()
+    common::object_exists(&env().direct(), BUCKET, key).await
 }
 
 fn crc32(d: &[u8]) -> String {

@@ -151,14 +151,9 @@ fn direct() -> aws_sdk_s3::Client {
     )
 }
 
+/// Present upstream; absent only on 404 (any other failure panics).
 async fn exists(bucket: &str, key: &str) -> bool {
-    direct()
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .is_ok()
+    common::object_exists(&direct(), bucket, key).await
 }
 
 #[tokio::test]
@@ -236,17 +231,17 @@ async fn allowed_and_denied_multipart_operations() {
         .send()
         .await
         .expect("alice aborts");
-    assert!(
-        direct()
-            .list_parts()
-            .bucket("pol")
-            .key(&key)
-            .upload_id(&id)
-            .send()
-            .await
-            .is_err(),
-        "gone upstream"
-    );
+    // Gone upstream: NoSuchUpload, not just any error.
+    let gone = direct()
+        .list_parts()
+        .bucket("pol")
+        .key(&key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("gone upstream")
+        .into_service_error();
+    assert_eq!(gone.meta().code(), Some("NoSuchUpload"), "{gone:?}");
     // The denial log names the deciding statement... or that none allowed it.
     let log = env().gateway.log();
     assert!(log.contains("access denied by policy"), "{log}");

@@ -124,6 +124,9 @@ impl AuditLog {
         crate::metrics::get()
             .audit_write
             .observe(&[], started.elapsed());
+        if r.is_err() {
+            crate::metrics::get().audit_dropped.inc(&["write_failed"]);
+        }
         r
     }
 

@@ -15,6 +15,12 @@ pub fn run(set: &PolicySet) -> Outcome {
     let mut report = String::new();
     for t in &set.tests {
         let Some(action) = actions::canonical(&t.action) else {
+            // Refused when the file is loaded; never skipped silently.
+            failed += 1;
+            report.push_str(&format!(
+                "FAIL {}:{}: {}: {} is not an S3 action s3gate knows\n",
+                t.file, t.line, t.name, t.action
+            ));
             continue;
         };
         let ctx: ContextKeys = t.context.iter().cloned().collect();

@@ -368,6 +368,42 @@ mod tests {
         );
     }
 
+    /// `dualstack` and `fips` of an `aws` upstream, from the YAML a user
+    /// writes to the Host the upstream request is rendered with.
+    #[test]
+    fn aws_endpoints_follow_dualstack_and_fips() {
+        let rows = [
+            ("", "b.s3.eu-west-1.amazonaws.com"),
+            ("dualstack: true", "b.s3.dualstack.eu-west-1.amazonaws.com"),
+            ("fips: true", "b.s3-fips.eu-west-1.amazonaws.com"),
+            (
+                "{ dualstack: true, fips: true }",
+                "b.s3-fips.dualstack.eu-west-1.amazonaws.com",
+            ),
+        ];
+        for (flags, host) in rows {
+            let flags = match flags.strip_prefix('{') {
+                Some(both) => both.trim_end_matches('}').trim().replace(", ", "\n    "),
+                None => flags.to_string(),
+            };
+            let yaml = format!(
+                "listen: [{{ address: 127.0.0.1:9000 }}]\nregion: us-east-1\nprincipals: []\n\
+                 upstreams:\n  aws:\n    kind: aws\n    region: eu-west-1\n    {flags}\n    \
+                 credentials: {{ access_key_id: AKIAX, secret_access_key: s }}\n\
+                 buckets:\n  \"*\": {{ upstream: aws }}\n"
+            );
+            let config = crate::config::parse(std::path::Path::new("g.yaml"), &yaml)
+                .unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+            let router = Router::new(&config).unwrap();
+            let route = router.route("b").unwrap();
+            assert_eq!(
+                route.upstream.locate(Some("b"), Some("k")),
+                (host.to_string(), "/k".to_string()),
+                "{flags}"
+            );
+        }
+    }
+
     #[test]
     fn access_points_have_their_own_host_and_signing() {
         let arn = "arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-1/accesspoint/reports";

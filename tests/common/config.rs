@@ -130,6 +130,9 @@ pub struct Upstream {
     #[serde(skip_serializing_if = "Option::is_none")]
     addressing: Option<String>,
     credentials: Credentials,
+    /// Other keys of the upstream (`checksum_trailers`, `dualstack`…).
+    #[serde(flatten)]
+    more: std::collections::BTreeMap<String, serde_yaml::Value>,
 }
 
 impl Upstream {
@@ -140,6 +143,7 @@ impl Upstream {
             region: None,
             addressing: None,
             credentials,
+            more: Default::default(),
         }
     }
     /// The test Garage with its own key (region `garage`).
@@ -157,6 +161,11 @@ impl Upstream {
     /// `path` or `virtual`.
     pub fn addressing(mut self, addressing: &str) -> Self {
         self.addressing = Some(addressing.to_string());
+        self
+    }
+    /// Any other key of the upstream, as written (`checksum_trailers: false`).
+    pub fn set(mut self, key: &str, value: impl Into<serde_yaml::Value>) -> Self {
+        self.more.insert(key.to_string(), value.into());
         self
     }
 }
@@ -402,6 +411,9 @@ pub struct GatewayConfig {
     policy_files: Vec<(String, String)>,
     #[serde(skip)]
     extra: String,
+    /// Start the gateway with an empty environment (see `clean_env`).
+    #[serde(skip)]
+    pub(crate) clean_env: bool,
 }
 
 impl GatewayConfig {
@@ -431,6 +443,7 @@ impl GatewayConfig {
             zero_copy: None,
             policy_files: Vec::new(),
             extra: String::new(),
+            clean_env: false,
         }
     }
 
@@ -633,6 +646,15 @@ impl GatewayConfig {
         if !self.extra.ends_with('\n') {
             self.extra.push('\n');
         }
+        self
+    }
+
+    /// Start the gateway with a cleared environment: only `PATH` and the
+    /// variables passed to `start_with_env`, so nothing of the test
+    /// process (`AWS_*`, `S3GATE_LOG`, `RUST_LOG`) reaches it, and the log
+    /// filter is the gateway's own default.
+    pub fn clean_env(mut self) -> Self {
+        self.clean_env = true;
         self
     }
 

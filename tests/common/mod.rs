@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod raw;
+pub mod standin;
 
 // Not every test file uses every part.
 #[allow(unused_imports)]
@@ -178,10 +179,15 @@ impl GatewayConfig {
         } else {
             Command::new(env!("CARGO_BIN_EXE_s3gate"))
         };
+        if self.clean_env {
+            cmd.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        } else {
+            cmd.env("S3GATE_LOG", "info,pingora_core=warn,pingora_proxy=warn");
+        }
         let child = cmd
             .args(["serve", "--config"])
             .arg(&config_path)
-            .env("S3GATE_LOG", "info,pingora_core=warn,pingora_proxy=warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(if tethered {
                 Stdio::piped()
@@ -449,6 +455,24 @@ impl Env {
 /// The S3 error code of an SDK error.
 pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> Option<&str> {
     e.code()
+}
+
+/// Whether `bucket/key` exists, by a HEAD through `c`: false only when the
+/// store says it does not (404); any other failure panics, so an outage or
+/// a refused request never passes for an absent object.
+pub async fn object_exists(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
+    match c.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => true,
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            let not_found = e.as_service_error().is_some_and(|s| s.is_not_found());
+            if not_found || status == Some(404) {
+                false
+            } else {
+                panic!("HEAD {bucket}/{key} failed (neither present nor absent): {e:?}")
+            }
+        }
+    }
 }
 
 /// Deterministic test data.
