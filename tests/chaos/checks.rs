@@ -238,7 +238,19 @@ pub async fn owners(
                 .upload_id(&id)
                 .send()
                 .await;
-            let allowed = r.is_ok();
+            // Refused means AccessDenied; any other error is neither
+            // an answer that allows nor one that denies.
+            let allowed = match &r {
+                Ok(_) => true,
+                Err(e) if crate::common::code(e) == Some("AccessDenied") => false,
+                Err(e) => {
+                    v.push(format!(
+                        "ListParts of {id} by {who}: neither allowed nor denied: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    ));
+                    continue;
+                }
+            };
             let should = record.as_deref() == Some(who);
             if allowed != should {
                 v.push(format!(
