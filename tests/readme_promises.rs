@@ -1,0 +1,378 @@
+//! README promises that no other test held the gateway to (see
+//! docs/guarantees.md): no `policies` section means every principal may do
+//! everything (and a warning says so), an IPv4 client of a dual-stack
+//! listener is its IPv4 address to policies, the open-files warning at
+//! start, reserved principal names, preflights forwarded without `cors`,
+//! and the container image's user and health check.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{
+    client, code, raw, start_garage, unique, BucketRule, Credentials, Garage, GatewayConfig,
+    Upstream, ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
+};
+
+const BUCKET: &str = "promises";
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("s3gate-promises-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+fn garage() -> &'static Garage {
+    static G: OnceLock<Garage> = OnceLock::new();
+    G.get_or_init(|| start_garage(&dir("garage"), &[BUCKET]))
+}
+
+fn direct() -> aws_sdk_s3::Client {
+    let g = garage();
+    client(
+        &g.endpoint,
+        "garage",
+        &g.access_key_id,
+        &g.secret_access_key,
+        true,
+    )
+}
+
+async fn stored(key: &str) -> Option<Vec<u8>> {
+    let o = direct()
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(o.body.collect().await.ok()?.into_bytes().to_vec())
+}
+
+/// README (What works today): "Without a `policies` section, every
+/// authenticated principal may do everything on the routed buckets (the
+/// gateway logs a warning at start); unsigned requests are refused unless a
+/// policy allows `anonymous`."
+#[tokio::test]
+async fn without_policies_every_principal_may_do_everything_and_a_warning_says_so() {
+    let d = dir("nopolicies");
+    let gw = GatewayConfig::new(garage())
+        .alice_and_bob()
+        .bucket(BUCKET, BucketRule::upstream("garage"))
+        .start(&d);
+    assert!(
+        gw.log().contains(
+            "no policies configured: every authenticated principal may do everything on the routed buckets"
+        ),
+        "the warning at start: {}",
+        gw.log()
+    );
+    let bob = client(&gw.endpoint(), "us-east-1", BOB_KEY, BOB_SECRET, true);
+    let key = unique("bob/anything");
+    bob.put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from_static(b"bob"))
+        .send()
+        .await
+        .expect("bob may write without policies");
+    assert_eq!(stored(&key).await.as_deref(), Some(&b"bob"[..]));
+    bob.list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bob may list");
+    let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    alice
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect("alice may delete bob's object");
+    assert_eq!(stored(&key).await, None);
+
+    // Unsigned requests are refused all the same, and nothing lands.
+    let anon = unique("anon");
+    let r = raw::send(
+        gw.port,
+        "PUT",
+        &format!("/{BUCKET}/{anon}"),
+        &[
+            ("host".into(), format!("127.0.0.1:{}", gw.port)),
+            ("content-length".into(), "4".into()),
+        ],
+        b"anon",
+    );
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (403, Some("AccessDenied")),
+        "{}",
+        r.body
+    );
+    assert_eq!(stored(&anon).await, None);
+}
+
+/// README (Policies): "`aws:SourceIp` of an IPv4 client on a dual-stack
+/// listener is its IPv4 address."
+#[tokio::test]
+async fn an_ipv4_client_of_a_dual_stack_listener_is_its_ipv4_address() {
+    if TcpListener::bind("[::]:0").is_err() {
+        eprintln!("SKIP: this machine has no IPv6 (cannot bind [::]:0)");
+        return;
+    }
+    let d = dir("dualstack");
+    let gw = GatewayConfig::new(garage())
+        .alice_and_bob()
+        .listen_on("[::]:0", "127.0.0.1:0")
+        .bucket(BUCKET, BucketRule::upstream("garage"))
+        .policy(
+            r#"Version: "2012-10-17"
+Statement:
+  - Sid: AliceFromLoopbackV4
+    Effect: Allow
+    Principal: alice
+    Action: "s3:*"
+    Resource: "*"
+    Condition:
+      IpAddress: { aws:SourceIp: 127.0.0.1/32 }
+  - Sid: BobFromAnywhereButLoopbackV4
+    Effect: Allow
+    Principal: bob
+    Action: "s3:*"
+    Resource: "*"
+    Condition:
+      NotIpAddress: { aws:SourceIp: 127.0.0.1/32 }
+"#,
+        )
+        .start(&d);
+    assert!(
+        gw.log().contains("address=[::]:"),
+        "the S3 listener is dual-stack: {}",
+        gw.log()
+    );
+    // The clients connect to 127.0.0.1: IPv4 into an IPv6 socket.
+    let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let key = unique("v4");
+    alice
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from_static(b"v4"))
+        .send()
+        .await
+        .expect("127.0.0.1/32 matches an IPv4 client of a dual-stack listener");
+    assert_eq!(stored(&key).await.as_deref(), Some(&b"v4"[..]));
+    let bob = client(&gw.endpoint(), "us-east-1", BOB_KEY, BOB_SECRET, true);
+    let e = bob
+        .get_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect_err("bob's NotIpAddress 127.0.0.1/32 does not match 127.0.0.1");
+    assert_eq!(code(&e), Some("AccessDenied"));
+}
+
+/// README (Operating it): "`serve` warns at start when the open-files limit
+/// is below what the connection limits allow."
+#[test]
+fn serve_warns_when_the_open_files_limit_is_below_the_connection_limits() {
+    let d = dir("nofile");
+    let g = garage();
+    let config = GatewayConfig::new(g)
+        .alice_and_bob()
+        .bucket(BUCKET, BucketRule::upstream("garage"))
+        .write(&d);
+    const WARNING: &str = "the open-files limit is below what limits.max_connections allows";
+    // (ulimit, whether the warning is expected): the default max_connections
+    // (4096 per listener, the admin listener's included) plus 256 need 8448.
+    for (limit, warned) in [(1024, true), (16384, false)] {
+        let log_path = d.join(format!("serve-{limit}.log"));
+        let log = std::fs::File::create(&log_path).expect("log");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" serve --config \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_s3gate"))
+            .arg(&config)
+            .env("S3GATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the gateway");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let text = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // The warning comes once the listeners are bound, before the
+            // server starts its services.
+            if text.contains(WARNING) || text.contains("Server starting") {
+                break text;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // The hard limit may be below 16384 here: then only the
+                // warned case can run.
+                if !warned && text.contains("ulimit") {
+                    eprintln!("SKIP the unwarned case: {text}");
+                    break String::new();
+                }
+                panic!("the gateway exited ({status}) under ulimit -n {limit}:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "the gateway did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(20)); // log poll interval
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        if text.is_empty() {
+            continue;
+        }
+        assert_eq!(
+            text.contains(WARNING),
+            warned,
+            "ulimit -n {limit}: warning expected: {warned}\n{text}"
+        );
+    }
+}
+
+/// README (Configuration): "Names `*` and `anonymous` are reserved."
+#[test]
+fn reserved_principal_names_are_refused_by_check() {
+    let d = dir("reserved");
+    for name in ["anonymous", "*"] {
+        let config = GatewayConfig::empty()
+            .principal(name, ALICE_KEY, ALICE_SECRET)
+            .upstream(
+                "up",
+                Upstream::s3_compatible("http://127.0.0.1:9", Credentials::keys("K", "S")),
+            )
+            .bucket(BUCKET, BucketRule::upstream("up"))
+            .write(&d);
+        let out = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run check");
+        let err = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "`{name}` must not load:\n{err}");
+        assert!(
+            err.contains(&format!("`{name}` is reserved")),
+            "`{name}`: the error names the reserved name:\n{err}"
+        );
+    }
+}
+
+/// An upstream that answers 200 to everything and records request heads.
+fn recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match s.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if let Ok(mut g) = log.lock() {
+                g.push(String::from_utf8_lossy(&head).to_ascii_lowercase());
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\naccess-control-allow-origin: http://app.example.test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// README (CORS): "Without `cors`, preflights are forwarded to the upstream
+/// bucket's own CORS configuration."
+#[test]
+fn preflights_without_cors_go_to_the_upstream_bucket() {
+    let d = dir("preflight");
+    let (port, seen) = recorder();
+    let gw = GatewayConfig::empty()
+        .alice_and_bob()
+        .upstream(
+            "recorder",
+            Upstream::s3_compatible(
+                format!("http://127.0.0.1:{port}"),
+                Credentials::keys("R", "r"),
+            )
+            .region("us-east-1"),
+        )
+        .bucket("site", BucketRule::upstream("recorder").target("site-upstream"))
+        .start(&d);
+    let r = raw::send(
+        gw.port,
+        "OPTIONS",
+        "/site/page.html",
+        &[
+            ("host".into(), format!("127.0.0.1:{}", gw.port)),
+            ("origin".into(), "http://app.example.test".into()),
+            ("access-control-request-method".into(), "PUT".into()),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://app.example.test"),
+        "the upstream's answer is relayed"
+    );
+    let heads = seen.lock().map(|g| g.clone()).unwrap_or_default();
+    let preflight = heads
+        .iter()
+        .find(|h| h.starts_with("options "))
+        .unwrap_or_else(|| panic!("no preflight reached the upstream: {heads:?}"));
+    assert!(
+        preflight.starts_with("options /site-upstream/page.html "),
+        "to the upstream's bucket: {preflight}"
+    );
+    assert!(preflight.contains("origin: http://app.example.test"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-request-method: put"),
+        "{preflight}"
+    );
+}
+
+/// README (Deployment): "runtime: debian-slim, non-root uid 10001,
+/// `HEALTHCHECK` via `s3gate health`". The suite does not build the image;
+/// this reads the Dockerfile that does.
+#[test]
+fn the_container_image_runs_as_non_root_with_a_health_check() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    // The last stage is the runtime image.
+    let runtime = text
+        .rsplit("\nFROM ")
+        .next()
+        .expect("a FROM line");
+    assert!(runtime.contains("debian") && runtime.contains("slim"), "{runtime}");
+    let user = runtime
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("USER "))
+        .next_back()
+        .unwrap_or_else(|| panic!("the runtime stage sets no USER:\n{runtime}"));
+    assert_eq!(user.trim(), "10001");
+    let health = runtime
+        .lines()
+        .find(|l| l.trim().starts_with("HEALTHCHECK"))
+        .unwrap_or_else(|| panic!("no HEALTHCHECK:\n{runtime}"));
+    assert!(
+        health.contains("s3gate") && health.contains("\"health\""),
+        "{health}"
+    );
+}
