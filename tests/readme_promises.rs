@@ -376,3 +376,211 @@ fn the_container_image_runs_as_non_root_with_a_health_check() {
         "{health}"
     );
 }
+
+const CAROL_KEY: &str = "AKIACAROL00000000003";
+const CAROL_SECRET: &str = "carol-secret-key-for-tests-000000000003";
+
+struct Policed {
+    gateway: common::Gateway,
+    decisions: PathBuf,
+}
+
+/// A gateway with a policy naming alice under `AWS` and bob under `s3gate`
+/// (carol is named by neither), and a decision log.
+fn policed() -> &'static Policed {
+    static P: OnceLock<Policed> = OnceLock::new();
+    P.get_or_init(|| {
+        let d = dir("policed");
+        let decisions = d.join("decisions.jsonl");
+        let gateway = GatewayConfig::new(garage())
+            .alice_and_bob()
+            .principal("carol", CAROL_KEY, CAROL_SECRET)
+            .bucket(BUCKET, BucketRule::upstream("garage"))
+            .policy(
+                r#"Version: "2012-10-17"
+Statement:
+  - Sid: AliceAndBob
+    Effect: Allow
+    Principal: { AWS: alice, s3gate: [bob] }
+    Action: "s3:*"
+    Resource: ["arn:aws:s3:::promises", "arn:aws:s3:::promises/*"]
+"#,
+            )
+            .extra_yaml(&format!("decision_log:\n  path: {}\n", decisions.display()))
+            .start(&d);
+        Policed { gateway, decisions }
+    })
+}
+
+fn host() -> String {
+    format!("127.0.0.1:{}", policed().gateway.port)
+}
+
+/// README (Policies): "`Principal: { AWS: …, s3gate: … }` counts the names
+/// of both keys."
+#[tokio::test]
+async fn a_principal_map_counts_the_names_of_both_keys() {
+    let gw = &policed().gateway;
+    for (who, key_id, secret) in [("alice", ALICE_KEY, ALICE_SECRET), ("bob", BOB_KEY, BOB_SECRET)] {
+        let key = unique(who);
+        client(&gw.endpoint(), "us-east-1", key_id, secret, true)
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(ByteStream::from_static(b"named"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{who} is named by the statement: {e:?}"));
+        assert!(stored(&key).await.is_some(), "{who}");
+    }
+    let key = unique("carol");
+    let e = client(&gw.endpoint(), "us-east-1", CAROL_KEY, CAROL_SECRET, true)
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from_static(b"not named"))
+        .send()
+        .await
+        .expect_err("carol is named by neither key");
+    assert_eq!(code(&e), Some("AccessDenied"));
+    assert_eq!(stored(&key).await, None);
+}
+
+/// README (Policies): "Presigned URLs of either version that expire more
+/// than 7 days ahead are refused." (SigV4 here; SigV2 in
+/// src/auth/sigv2.rs and tests/abuse_limits.rs.) S3 answers such a SigV4
+/// URL with `AuthorizationQueryParametersError`, and so does the gateway.
+#[tokio::test]
+async fn presigned_v4_urls_valid_for_more_than_seven_days_are_refused() {
+    let key = unique("presigned-week");
+    client(
+        &policed().gateway.endpoint(),
+        "us-east-1",
+        ALICE_KEY,
+        ALICE_SECRET,
+        true,
+    )
+    .put_object()
+    .bucket(BUCKET)
+    .key(&key)
+    .body(ByteStream::from_static(b"week"))
+    .send()
+    .await
+    .expect("put");
+    let signer = raw::Signer {
+        key: ALICE_KEY,
+        secret: ALICE_SECRET,
+        region: "us-east-1",
+        time: std::time::SystemTime::now(),
+    };
+    let get = |expires: Duration| {
+        let target = signer.presign("GET", &host(), &format!("/{BUCKET}/{key}"), expires);
+        raw::send(
+            policed().gateway.port,
+            "GET",
+            &target,
+            &[("host".into(), host())],
+            b"",
+        )
+    };
+    let week = get(Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(week.status, 200, "seven days is the limit: {}", week.body);
+    let longer = get(Duration::from_secs(7 * 24 * 3600 + 1));
+    assert_eq!(
+        (longer.status, longer.code().as_deref()),
+        (400, Some("AuthorizationQueryParametersError")),
+        "{}",
+        longer.body
+    );
+}
+
+/// README (Writing policies): the decision log has "everything the decision
+/// read … and `policy_version` … Never a secret or a signature".
+/// README (Logs): "One line per request" with principal, operation, bucket,
+/// key, upstream, status, S3 error code, bytes in/out, duration.
+#[tokio::test]
+async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret() {
+    let p = policed();
+    let key = unique("logged");
+    client(&p.gateway.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true)
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from_static(b"0123456789"))
+        .send()
+        .await
+        .expect("put");
+    // A presigned GET too: its signature is in the query.
+    let signer = raw::Signer {
+        key: BOB_KEY,
+        secret: BOB_SECRET,
+        region: "us-east-1",
+        time: std::time::SystemTime::now(),
+    };
+    let target = signer.presign("GET", &host(), &format!("/{BUCKET}/{key}"), Duration::from_secs(60));
+    let r = raw::send(p.gateway.port, "GET", &target, &[("host".into(), host())], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let signature = target
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .expect("signature")
+        .to_string();
+
+    // The decision log's lines are written by a thread of their own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&p.decisions).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let mentions = |op: &str| {
+            lines
+                .iter()
+                .any(|l| l.to_string().contains(&key) && l.to_string().contains(op))
+        };
+        if mentions("PutObject") && mentions("GetObject") {
+            assert!(!text.contains(&signature), "a signature in the decision log:\n{text}");
+            for secret in [ALICE_SECRET, BOB_SECRET, &garage().secret_access_key] {
+                assert!(!text.contains(secret), "a secret in the decision log");
+            }
+            assert!(
+                !text.to_ascii_lowercase().contains("authorization"),
+                "the Authorization header is never a condition key:\n{text}"
+            );
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "no decision lines for {key}:\n{text}");
+        std::thread::sleep(Duration::from_millis(20)); // writer poll interval
+    };
+    let put = lines
+        .iter()
+        .find(|l| l.to_string().contains(&key) && l.to_string().contains("PutObject"))
+        .expect("put line");
+    let text = put.to_string();
+    for field in ["policy_version", "principal", "alice", "AliceAndBob", "s3:PutObject"] {
+        assert!(text.contains(field), "`{field}` in the decision line: {text}");
+    }
+
+    let log = p.gateway.log();
+    assert!(!log.contains(&signature), "a presigned signature in the log");
+    let access = log
+        .lines()
+        .find(|l| l.contains("s3gate::access") && l.contains(&key) && l.contains("PutObject"))
+        .unwrap_or_else(|| panic!("no access line for the PUT:\n{log}"));
+    for field in [
+        "request_id=".to_string(),
+        "principal=\"alice\"".to_string(),
+        "operation=\"PutObject\"".to_string(),
+        format!("bucket=\"{BUCKET}\""),
+        format!("key=\"{key}\""),
+        "upstream=\"garage\"".to_string(),
+        "status=200".to_string(),
+        "error=\"-\"".to_string(),
+        "bytes_in=10".to_string(),
+        "bytes_out=".to_string(),
+        "duration_ms=".to_string(),
+    ] {
+        assert!(access.contains(&field), "`{field}` in the access line: {access}");
+    }
+}
