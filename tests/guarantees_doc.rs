@@ -70,7 +70,9 @@ fn rows(doc: &str, problems: &mut Vec<String>) -> Vec<Row> {
         }
         let id = c[0].trim_matches('`').to_string();
         if c[1].is_empty() {
-            problems.push(format!("docs/guarantees.md:{line_no}: {id}: the claim is empty"));
+            problems.push(format!(
+                "docs/guarantees.md:{line_no}: {id}: the claim is empty"
+            ));
         }
         out.push(Row {
             line: line_no,
@@ -188,7 +190,8 @@ fn check_entry(entry: &str, files: &mut HashMap<String, Option<String>>) -> Resu
 
 #[test]
 fn every_claim_names_tests_that_exist() {
-    let doc = std::fs::read_to_string(repo().join("docs/guarantees.md")).expect("docs/guarantees.md");
+    let doc =
+        std::fs::read_to_string(repo().join("docs/guarantees.md")).expect("docs/guarantees.md");
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let heads = headings(&readme);
     let mut problems = Vec::new();
@@ -204,9 +207,14 @@ fn every_claim_names_tests_that_exist() {
         let at = format!("docs/guarantees.md:{}: {}", row.line, row.id);
         let id_ok = row.id.starts_with("G-")
             && row.id.len() > 2
-            && row.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            && row
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !id_ok {
-            problems.push(format!("{at}: id must be `G-<area>-<nn>` (letters, digits, dashes)"));
+            problems.push(format!(
+                "{at}: id must be `G-<area>-<nn>` (letters, digits, dashes)"
+            ));
         }
         if let Some(first) = seen.insert(&row.id, row.line) {
             problems.push(format!("{at}: duplicate id (first on line {first})"));
@@ -236,7 +244,9 @@ fn every_claim_names_tests_that_exist() {
             ));
         }
         if bench_only && benches == 0 {
-            problems.push(format!("{at}: marked bench-only but names no `bench: benches/…`"));
+            problems.push(format!(
+                "{at}: marked bench-only but names no `bench: benches/…`"
+            ));
         }
     }
     assert!(
@@ -266,15 +276,25 @@ fn the_checker_catches_what_it_should() {
     let mut files = HashMap::new();
     assert!(check_entry("pending: tamper", &mut files).is_err());
     assert!(check_entry("pending: other", &mut files).is_err());
-    assert!(check_entry("tests/guarantees_doc.rs::every_claim_names_tests_that_exist", &mut files).unwrap());
+    assert!(check_entry(
+        "tests/guarantees_doc.rs::every_claim_names_tests_that_exist",
+        &mut files
+    )
+    .unwrap());
     assert!(check_entry("tests/guarantees_doc.rs::no_such_test", &mut files).is_err());
-    assert!(check_entry("tests/guarantees_doc.rs::repo", &mut files).is_err(), "a helper is not a test");
+    assert!(
+        check_entry("tests/guarantees_doc.rs::repo", &mut files).is_err(),
+        "a helper is not a test"
+    );
     assert!(check_entry("tests/nope.rs::x", &mut files).is_err());
     assert!(!check_entry("bench: benches/policy_eval.rs", &mut files).unwrap());
     assert!(check_entry("bench: benches/nope.rs", &mut files).is_err());
     assert_eq!(cells("| a | b \\| c | d |"), vec!["a", "b | c", "d"]);
     let mut problems = Vec::new();
-    let r = rows("| G-x-01 | claim | Guarantees | `pending: ops` | |\n| G-x-02 | c | S |\n", &mut problems);
+    let r = rows(
+        "| G-x-01 | claim | Guarantees | `pending: ops` | |\n| G-x-02 | c | S |\n",
+        &mut problems,
+    );
     assert_eq!(r.len(), 1);
     assert_eq!(problems.len(), 1, "{problems:?}");
 }

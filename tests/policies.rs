@@ -392,10 +392,22 @@ async fn headers_that_ask_for_more_need_their_own_permission() {
     assert!(exists("pol", &key).await);
 
     let until = aws_sdk_s3::primitives::DateTime::from_secs(4_102_444_800); // 2100-01-01
-    let cases: Vec<(&str, aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder)> = vec![
-        ("x-amz-tagging (s3:PutObjectTagging)", put("t").tagging("a=b")),
-        ("x-amz-acl (s3:PutObjectAcl)", put("t").acl(ObjectCannedAcl::Private)),
-        ("x-amz-grant-read (s3:PutObjectAcl)", put("t").grant_read("id=someone")),
+    let cases: Vec<(
+        &str,
+        aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    )> = vec![
+        (
+            "x-amz-tagging (s3:PutObjectTagging)",
+            put("t").tagging("a=b"),
+        ),
+        (
+            "x-amz-acl (s3:PutObjectAcl)",
+            put("t").acl(ObjectCannedAcl::Private),
+        ),
+        (
+            "x-amz-grant-read (s3:PutObjectAcl)",
+            put("t").grant_read("id=someone"),
+        ),
         (
             "object-lock retention (s3:PutObjectRetention)",
             put("t")

@@ -226,7 +226,10 @@ fn serve_warns_when_the_open_files_limit_is_below_the_connection_limits() {
                 }
                 panic!("the gateway exited ({status}) under ulimit -n {limit}:\n{text}");
             }
-            assert!(Instant::now() < deadline, "the gateway did not start:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(20)); // log poll interval
         };
         let _ = child.kill();
@@ -313,7 +316,10 @@ fn preflights_without_cors_go_to_the_upstream_bucket() {
             )
             .region("us-east-1"),
         )
-        .bucket("site", BucketRule::upstream("recorder").target("site-upstream"))
+        .bucket(
+            "site",
+            BucketRule::upstream("recorder").target("site-upstream"),
+        )
         .start(&d);
     let r = raw::send(
         gw.port,
@@ -341,7 +347,10 @@ fn preflights_without_cors_go_to_the_upstream_bucket() {
         preflight.starts_with("options /site-upstream/page.html "),
         "to the upstream's bucket: {preflight}"
     );
-    assert!(preflight.contains("origin: http://app.example.test"), "{preflight}");
+    assert!(
+        preflight.contains("origin: http://app.example.test"),
+        "{preflight}"
+    );
     assert!(
         preflight.contains("access-control-request-method: put"),
         "{preflight}"
@@ -356,11 +365,11 @@ fn the_container_image_runs_as_non_root_with_a_health_check() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
         .expect("Dockerfile");
     // The last stage is the runtime image.
-    let runtime = text
-        .rsplit("\nFROM ")
-        .next()
-        .expect("a FROM line");
-    assert!(runtime.contains("debian") && runtime.contains("slim"), "{runtime}");
+    let runtime = text.rsplit("\nFROM ").next().expect("a FROM line");
+    assert!(
+        runtime.contains("debian") && runtime.contains("slim"),
+        "{runtime}"
+    );
     let user = runtime
         .lines()
         .filter_map(|l| l.trim().strip_prefix("USER "))
@@ -421,7 +430,10 @@ fn host() -> String {
 #[tokio::test]
 async fn a_principal_map_counts_the_names_of_both_keys() {
     let gw = &policed().gateway;
-    for (who, key_id, secret) in [("alice", ALICE_KEY, ALICE_SECRET), ("bob", BOB_KEY, BOB_SECRET)] {
+    for (who, key_id, secret) in [
+        ("alice", ALICE_KEY, ALICE_SECRET),
+        ("bob", BOB_KEY, BOB_SECRET),
+    ] {
         let key = unique(who);
         client(&gw.endpoint(), "us-east-1", key_id, secret, true)
             .put_object()
@@ -502,14 +514,20 @@ async fn presigned_v4_urls_valid_for_more_than_seven_days_are_refused() {
 async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret() {
     let p = policed();
     let key = unique("logged");
-    client(&p.gateway.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true)
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(ByteStream::from_static(b"0123456789"))
-        .send()
-        .await
-        .expect("put");
+    client(
+        &p.gateway.endpoint(),
+        "us-east-1",
+        ALICE_KEY,
+        ALICE_SECRET,
+        true,
+    )
+    .put_object()
+    .bucket(BUCKET)
+    .key(&key)
+    .body(ByteStream::from_static(b"0123456789"))
+    .send()
+    .await
+    .expect("put");
     // A presigned GET too: its signature is in the query.
     let signer = raw::Signer {
         key: BOB_KEY,
@@ -517,8 +535,19 @@ async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret()
         region: "us-east-1",
         time: std::time::SystemTime::now(),
     };
-    let target = signer.presign("GET", &host(), &format!("/{BUCKET}/{key}"), Duration::from_secs(60));
-    let r = raw::send(p.gateway.port, "GET", &target, &[("host".into(), host())], b"");
+    let target = signer.presign(
+        "GET",
+        &host(),
+        &format!("/{BUCKET}/{key}"),
+        Duration::from_secs(60),
+    );
+    let r = raw::send(
+        p.gateway.port,
+        "GET",
+        &target,
+        &[("host".into(), host())],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let signature = target
         .split("X-Amz-Signature=")
@@ -540,7 +569,10 @@ async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret()
                 .any(|l| l.to_string().contains(&key) && l.to_string().contains(op))
         };
         if mentions("PutObject") && mentions("GetObject") {
-            assert!(!text.contains(&signature), "a signature in the decision log:\n{text}");
+            assert!(
+                !text.contains(&signature),
+                "a signature in the decision log:\n{text}"
+            );
             for secret in [ALICE_SECRET, BOB_SECRET, &garage().secret_access_key] {
                 assert!(!text.contains(secret), "a secret in the decision log");
             }
@@ -550,7 +582,10 @@ async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret()
             );
             break lines;
         }
-        assert!(Instant::now() < deadline, "no decision lines for {key}:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no decision lines for {key}:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20)); // writer poll interval
     };
     let put = lines
@@ -558,12 +593,24 @@ async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret()
         .find(|l| l.to_string().contains(&key) && l.to_string().contains("PutObject"))
         .expect("put line");
     let text = put.to_string();
-    for field in ["policy_version", "principal", "alice", "AliceAndBob", "s3:PutObject"] {
-        assert!(text.contains(field), "`{field}` in the decision line: {text}");
+    for field in [
+        "policy_version",
+        "principal",
+        "alice",
+        "AliceAndBob",
+        "s3:PutObject",
+    ] {
+        assert!(
+            text.contains(field),
+            "`{field}` in the decision line: {text}"
+        );
     }
 
     let log = p.gateway.log();
-    assert!(!log.contains(&signature), "a presigned signature in the log");
+    assert!(
+        !log.contains(&signature),
+        "a presigned signature in the log"
+    );
     let access = log
         .lines()
         .find(|l| l.contains("s3gate::access") && l.contains(&key) && l.contains("PutObject"))
@@ -581,6 +628,240 @@ async fn decision_lines_and_access_lines_carry_what_they_promise_and_no_secret()
         "bytes_out=".to_string(),
         "duration_ms=".to_string(),
     ] {
-        assert!(access.contains(&field), "`{field}` in the access line: {access}");
+        assert!(
+            access.contains(&field),
+            "`{field}` in the access line: {access}"
+        );
     }
+}
+
+/// A stand-in S3 for relaying: CreateMultipartUpload gets an upload id,
+/// CompleteMultipartUpload a 200 whose body is an `<Error>` (after the
+/// whitespace S3 sends meanwhile), GetObject a 404 `NoSuchKey` with a header
+/// of its own.
+fn scripted_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match s.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            let _ = s.read_exact(&mut body);
+            let line = head.lines().next().unwrap_or_default().to_string();
+            let (status, extra, xml) = if line.starts_with("post ") && line.contains("?uploads") {
+                (
+                    "200 OK",
+                    "",
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>relay-up</Bucket><Key>k</Key><UploadId>SCRIPTED-UPLOAD-1</UploadId></InitiateMultipartUploadResult>".to_string(),
+                )
+            } else if line.starts_with("post ") && line.contains("uploadid=") {
+                (
+                    "200 OK",
+                    "",
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message><RequestId>UP-1</RequestId></Error>",
+                        " ".repeat(64)
+                    ),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    "x-amz-id-2: upstream-host-id\r\nx-upstream-marker: kept\r\n",
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>k</Key></Error>".to_string(),
+                )
+            };
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{xml}",
+                    xml.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    port
+}
+
+/// Guarantees: "Upstream answers are relayed as they are: status, headers,
+/// XML, errors, including a `CompleteMultipartUpload` 200 whose body is an
+/// error."
+#[tokio::test]
+async fn upstream_answers_are_relayed_as_they_are_even_a_200_error() {
+    let d = dir("relay");
+    let port = scripted_upstream();
+    let gw = GatewayConfig::empty()
+        .alice_and_bob()
+        .upstream(
+            "scripted",
+            Upstream::s3_compatible(
+                format!("http://127.0.0.1:{port}"),
+                Credentials::keys("R", "r"),
+            )
+            .region("us-east-1"),
+        )
+        .bucket("relay", BucketRule::upstream("scripted").target("relay-up"))
+        .start(&d);
+    let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let up = alice
+        .create_multipart_upload()
+        .bucket("relay")
+        .key("k")
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(up.upload_id(), Some("SCRIPTED-UPLOAD-1"));
+
+    // The SDK reads a 200 with an <Error> body as the error it is: the
+    // gateway passed the body on unchanged (and did not make it a success).
+    let e = alice
+        .complete_multipart_upload()
+        .bucket("relay")
+        .key("k")
+        .upload_id("SCRIPTED-UPLOAD-1")
+        .send()
+        .await
+        .expect_err("a 200 whose body is an error");
+    assert_eq!(code(&e), Some("InternalError"), "{e:?}");
+    let raw = e.raw_response().expect("raw response");
+    assert_eq!(raw.status().as_u16(), 200, "the status is the upstream's");
+    let body = raw
+        .body()
+        .bytes()
+        .map(|b| String::from_utf8_lossy(b).to_string());
+    assert!(
+        body.as_deref()
+            .is_some_and(|b| b.contains("<RequestId>UP-1</RequestId>")),
+        "the upstream's document: {body:?}"
+    );
+
+    let e = alice
+        .get_object()
+        .bucket("relay")
+        .key("k")
+        .send()
+        .await
+        .expect_err("404");
+    assert_eq!(code(&e), Some("NoSuchKey"));
+    let raw = e.raw_response().expect("raw response");
+    assert_eq!(raw.status().as_u16(), 404);
+    assert_eq!(raw.headers().get("x-upstream-marker"), Some("kept"));
+    let body = raw
+        .body()
+        .bytes()
+        .map(|b| String::from_utf8_lossy(b).to_string());
+    assert!(
+        body.as_deref()
+            .is_some_and(|b| b.contains("<Message>The specified key does not exist.</Message>")),
+        "the upstream's message: {body:?}"
+    );
+}
+
+/// A stand-in S3 whose first abort leaves a part behind (as a part upload
+/// that lands late would): ListParts still lists it until the second abort.
+/// Returns the port and the number of aborts received.
+fn sticky_upstream() -> (u16, Arc<Mutex<u32>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let aborts = Arc::new(Mutex::new(0u32));
+    let seen = aborts.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match s.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let line = head.lines().next().unwrap_or_default().to_string();
+            let done = seen.lock().map(|n| *n).unwrap_or(0);
+            let (status, xml) = if line.starts_with("post ") && line.contains("?uploads") {
+                ("200 OK", "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>STICKY-1</UploadId></InitiateMultipartUploadResult>".to_string())
+            } else if line.starts_with("delete ") {
+                if let Ok(mut n) = seen.lock() {
+                    *n += 1;
+                }
+                ("204 No Content", String::new())
+            } else if line.starts_with("get ") && done < 2 {
+                ("200 OK", "<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>1</PartNumber><Size>5</Size></Part></ListPartsResult>".to_string())
+            } else {
+                ("404 Not Found", "<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>".to_string())
+            };
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}",
+                    xml.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, aborts)
+}
+
+/// README (Multipart uploads and aborts): the abort flow "verifies with
+/// ListParts and aborts again while parts remain", and answers as S3 would.
+#[tokio::test]
+async fn an_abort_that_leaves_parts_is_repeated_until_none_remain() {
+    let d = dir("sticky");
+    let (port, aborts) = sticky_upstream();
+    let audit = d.join("audit.jsonl");
+    let gw = GatewayConfig::empty()
+        .alice_and_bob()
+        .upstream(
+            "sticky",
+            Upstream::s3_compatible(
+                format!("http://127.0.0.1:{port}"),
+                Credentials::keys("R", "r"),
+            )
+            .region("us-east-1"),
+        )
+        .bucket("sticky", BucketRule::upstream("sticky"))
+        .audit(common::Audit::new(&audit))
+        .start(&d);
+    let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let up = alice
+        .create_multipart_upload()
+        .bucket("sticky")
+        .key("k")
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(up.upload_id(), Some("STICKY-1"));
+    alice
+        .abort_multipart_upload()
+        .bucket("sticky")
+        .key("k")
+        .upload_id("STICKY-1")
+        .send()
+        .await
+        .expect("the abort succeeds once no part remains");
+    assert_eq!(
+        aborts.lock().map(|n| *n).unwrap_or(0),
+        2,
+        "a part remained after the first abort: aborted again, then verified gone"
+    );
+    let text = std::fs::read_to_string(&audit).expect("audit log");
+    let record: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|r: &serde_json::Value| r["event"] == "AbortMultipartUpload")
+        .unwrap_or_else(|| panic!("no abort record:\n{text}"));
+    assert_eq!(record["attempts"], 2, "{record}");
+    assert_eq!(record["outcome"], "aborted", "{record}");
 }
