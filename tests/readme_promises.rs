@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    client, code, raw, start_garage, unique, BucketRule, Credentials, Garage, GatewayConfig,
+    client, code, raw, start_garage, unique, Audit, BucketRule, Credentials, Garage, GatewayConfig,
     Upstream, ALICE_KEY, ALICE_SECRET, BOB_KEY, BOB_SECRET,
 };
 
@@ -310,6 +310,7 @@ const CAROL_SECRET: &str = "carol-secret-key-for-tests-000000000003";
 struct Policed {
     gateway: common::Gateway,
     decisions: PathBuf,
+    audit: PathBuf,
 }
 
 /// A gateway with a policy naming alice under `AWS` and bob under `s3gate`
@@ -339,8 +340,17 @@ Statement:
 "#,
             )
             .extra_yaml(&format!("decision_log:\n  path: {}\n", decisions.display()))
+            .audit(Audit::new(d.join("audit.jsonl")).events(&[
+                "CreateMultipartUpload",
+                "CompleteMultipartUpload",
+                "Denied",
+            ]))
             .start(&d);
-        Policed { gateway, decisions }
+        Policed {
+            gateway,
+            decisions,
+            audit: d.join("audit.jsonl"),
+        }
     })
 }
 
@@ -655,4 +665,86 @@ async fn part_numbers_outside_the_s3_range_are_refused_before_the_upstream() {
         .send()
         .await
         .expect("abort");
+}
+
+/// README (Audit log): "`events` can add `CreateMultipartUpload`,
+/// `CompleteMultipartUpload` and `Denied`."
+#[tokio::test]
+async fn audit_events_add_creates_completes_and_denials() {
+    let p = policed();
+    let key = unique("audited");
+    let alice = client(
+        &p.gateway.endpoint(),
+        "us-east-1",
+        ALICE_KEY,
+        ALICE_SECRET,
+        true,
+    );
+    let id = alice
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("id")
+        .to_string();
+    let part = alice
+        .upload_part()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .expect("part");
+    alice
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    let denied = unique("denied");
+    client(
+        &p.gateway.endpoint(),
+        "us-east-1",
+        CAROL_KEY,
+        CAROL_SECRET,
+        true,
+    )
+    .put_object()
+    .bucket(BUCKET)
+    .key(&denied)
+    .body(ByteStream::from_static(b"no"))
+    .send()
+    .await
+    .expect_err("carol is allowed nothing");
+    // fsync: always (the default) writes each record before the answer.
+    let text = std::fs::read_to_string(&p.audit).expect("audit log");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let has = |event: &str, k: &str| {
+        records
+            .iter()
+            .any(|r| r["event"] == event && r["key"].as_str() == Some(k))
+    };
+    assert!(has("CreateMultipartUpload", &key), "{text}");
+    assert!(has("CompleteMultipartUpload", &key), "{text}");
+    assert!(has("Denied", &denied), "{text}");
 }

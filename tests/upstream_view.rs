@@ -149,6 +149,12 @@ fn scripted_upstream() -> u16 {
                         " ".repeat(64)
                     ),
                 )
+            } else if line.starts_with("head /relay-up ") {
+                (
+                    "200 OK",
+                    "x-amz-bucket-region: upstream-region-1\r\n",
+                    String::new(),
+                )
             } else {
                 (
                     "404 Not Found",
@@ -421,5 +427,38 @@ fn the_expected_bucket_owner_passes_through_by_default() {
     assert!(
         head.contains("x-amz-expected-bucket-owner: 444455556666"),
         "{head}"
+    );
+}
+
+/// Guarantees: "`x-amz-bucket-region` carries [the gateway's region] too, so
+/// clients that discover the region … sign for the region the gateway
+/// verifies."
+#[tokio::test]
+async fn the_bucket_region_header_names_the_gateways_region() {
+    let d = dir("region");
+    let port = scripted_upstream();
+    let gw = GatewayConfig::empty()
+        .alice_and_bob()
+        .upstream(
+            "scripted",
+            Upstream::s3_compatible(
+                format!("http://127.0.0.1:{port}"),
+                Credentials::keys("R", "r"),
+            )
+            .region("upstream-region-1"),
+        )
+        .bucket("relay", BucketRule::upstream("scripted").target("relay-up"))
+        .start(&d);
+    let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let head = alice
+        .head_bucket()
+        .bucket("relay")
+        .send()
+        .await
+        .expect("head bucket");
+    assert_eq!(
+        head.bucket_region(),
+        Some("us-east-1"),
+        "the upstream's region is not passed on"
     );
 }
