@@ -2,7 +2,9 @@
 //! stand-in upstreams (docs/guarantees.md): preflights forwarded without
 //! `cors`, upstream answers relayed as they are (a 200 whose body is an
 //! error included), an abort repeated while parts remain, empty optional
-//! parameters dropped, the expected bucket owner passed through by default.
+//! parameters dropped, the expected bucket owner passed through by default,
+//! the bucket region header rewritten, a chunked body sent with a fixed
+//! Content-Length.
 
 mod common;
 
@@ -40,8 +42,17 @@ fn recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
                     _ => break,
                 }
             }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            // The body, whole, before the answer (as a store that checks it).
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            let _ = s.read_exact(&mut body);
             if let Ok(mut g) = log.lock() {
-                g.push(String::from_utf8_lossy(&head).to_ascii_lowercase());
+                g.push(head);
             }
             let _ = s.write_all(
                 b"HTTP/1.1 200 OK\r\naccess-control-allow-origin: http://app.example.test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
@@ -460,5 +471,64 @@ async fn the_bucket_region_header_names_the_gateways_region() {
         head.bucket_region(),
         Some("us-east-1"),
         "the upstream's region is not passed on"
+    );
+}
+
+/// Guarantees: "The upstream request always has a fixed `Content-Length`":
+/// a signed aws-chunked PUT goes upstream as its decoded bytes with their
+/// length, never chunked.
+#[test]
+fn a_chunked_body_goes_upstream_with_a_fixed_content_length() {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (port, seen) = recorder();
+    let d = dir("fixed-length");
+    let gw = GatewayConfig::empty()
+        .alice_and_bob()
+        .upstream(
+            "recorder",
+            Upstream::s3_compatible(
+                format!("http://127.0.0.1:{port}"),
+                Credentials::keys("R", "r"),
+            )
+            .region("us-east-1"),
+        )
+        .bucket("site", BucketRule::upstream("recorder"))
+        .start(&d);
+    let signer = raw::Signer {
+        key: ALICE_KEY,
+        secret: ALICE_SECRET,
+        region: "us-east-1",
+        time: std::time::SystemTime::now(),
+    };
+    let mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+    let probe = signer.aws_chunked(&data, 64 * 1024, Some(&"0".repeat(64)), None);
+    let target = "/site/chunked";
+    let headers = vec![
+        ("host".to_string(), format!("127.0.0.1:{}", gw.port)),
+        ("x-amz-content-sha256".to_string(), mode.to_string()),
+        ("content-length".to_string(), probe.len().to_string()),
+        ("content-encoding".to_string(), "aws-chunked".to_string()),
+        (
+            "x-amz-decoded-content-length".to_string(),
+            data.len().to_string(),
+        ),
+    ];
+    let (headers, seed) = signer.sign_headers("PUT", target, headers, mode);
+    let body = signer.aws_chunked(&data, 64 * 1024, Some(&seed), None);
+    let r = raw::send(gw.port, "PUT", target, &headers, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let heads = seen.lock().map(|g| g.clone()).unwrap_or_default();
+    let put = heads
+        .iter()
+        .find(|h| h.starts_with("put /site/chunked"))
+        .unwrap_or_else(|| panic!("no PUT upstream: {heads:?}"));
+    assert!(
+        put.contains(&format!("content-length: {}\r\n", data.len())),
+        "the decoded length: {put}"
+    );
+    assert!(!put.contains("transfer-encoding"), "never chunked: {put}");
+    assert!(
+        !put.contains("aws-chunked"),
+        "the framing is decoded: {put}"
     );
 }
