@@ -733,20 +733,32 @@ async fn audit_events_add_creates_completes_and_denials() {
     .send()
     .await
     .expect_err("carol is allowed nothing");
-    // fsync: always (the default) writes each record before the answer.
-    let text = std::fs::read_to_string(&p.audit).expect("audit log");
-    let records: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let has = |event: &str, k: &str| {
-        records
-            .iter()
-            .any(|r| r["event"] == event && r["key"].as_str() == Some(k))
-    };
-    assert!(has("CreateMultipartUpload", &key), "{text}");
-    assert!(has("CompleteMultipartUpload", &key), "{text}");
-    assert!(has("Denied", &denied), "{text}");
+    // Aborts are on disk before their answer; a denial's record may follow
+    // it by a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&p.audit).unwrap_or_default();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let has = |event: &str, k: &str| {
+            records
+                .iter()
+                .any(|r| r["event"] == event && r["key"].as_str() == Some(k))
+        };
+        if has("CreateMultipartUpload", &key)
+            && has("CompleteMultipartUpload", &key)
+            && has("Denied", &denied)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a create, a complete and a denial recorded:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // audit poll interval
+    }
 }
 
 /// A SigV2 `Authorization: AWS key:signature` header for a bodiless request
