@@ -177,13 +177,20 @@ impl UpstreamClient {
             .await
             .map_err(OpenError::S3)?;
         let mut attempts = 0;
+        let mut connect_retried = false;
         loop {
             attempts += 1;
-            let (mut session, reused) = self
-                .threads
-                .session(&peer, self.timeouts.idle)
-                .await
-                .map_err(|e| OpenError::Proxy(e.into_up()))?;
+            let (mut session, reused) = match self.threads.session(&peer, self.timeouts.idle).await
+            {
+                Ok(s) => s,
+                // A connection that could not be made sent nothing: once
+                // more, as the proxy path does for idempotent requests.
+                Err(_) if !connect_retried => {
+                    connect_retried = true;
+                    continue;
+                }
+                Err(e) => return Err(OpenError::Proxy(e.into_up())),
+            };
             with_timeouts(&mut session, &peer);
             let sent = async {
                 session.write_request_header(Box::new(req.clone())).await?;

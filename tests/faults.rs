@@ -324,3 +324,92 @@ fn an_informational_answer_before_the_real_one_is_skipped() {
     let (r, _) = request(&gw, "GET", b"");
     assert_eq!((r.status, r.body.as_str()), (200, "hello"));
 }
+
+/// Upstreams: "A connection that could not be made is retried once for
+/// idempotent operations (GET, HEAD, PUT, DELETE) — nothing has been sent
+/// then; nothing else is retried." The upstream's accept queue is kept full,
+/// so each connection attempt hangs until `connect_secs` (1 s) gives up: a
+/// GET fails after two attempts (about 2 s), a CompleteMultipartUpload (a
+/// POST) after one (about 1 s).
+#[tokio::test]
+async fn a_connection_that_could_not_be_made_is_retried_once_for_idempotent_requests_only() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+        .expect("bind");
+    // Backlog 0: the kernel queues one connection, then drops SYNs.
+    let full = socket.listen(0).expect("listen");
+    let port = full.local_addr().expect("addr").port();
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let mut fillers = Vec::new();
+    while let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        fillers.push(c);
+        assert!(fillers.len() < 64, "the accept queue never filled");
+    }
+    assert!(
+        !fillers.is_empty(),
+        "the queue takes at least one connection"
+    );
+
+    let gw = config(port)
+        .timeouts(1, 5, 5)
+        .start(&dir(port).join("retry"));
+    let s = Signer {
+        key: ALICE_KEY,
+        secret: ALICE_SECRET,
+        region: "us-east-1",
+        time: SystemTime::now(),
+    };
+    let host = format!("127.0.0.1:{}", gw.port);
+    let send_signed = |method: &str, target: &str, body: &[u8]| {
+        let mut headers = vec![
+            ("host".to_string(), host.clone()),
+            ("x-amz-content-sha256".to_string(), sha256_hex(body)),
+            ("content-length".to_string(), body.len().to_string()),
+        ];
+        if method == "GET" {
+            headers.pop();
+        }
+        let (headers, _) = s.sign_headers(method, target, headers, &sha256_hex(body));
+        let start = Instant::now();
+        let r = send(gw.port, method, target, &headers, body);
+        (r, start.elapsed())
+    };
+    let (put, put_took) = send_signed("PUT", "/bucket/key", b"put");
+    assert!(
+        put.status == 502 || put.status == 504,
+        "{} {}",
+        put.status,
+        put.body
+    );
+    // A GET takes the gateway's own relay (zero_copy), a PUT pingora's
+    // proxy: both retry.
+    let (get, get_took) = send_signed("GET", "/bucket/key", b"");
+    assert!(
+        get.status == 502 || get.status == 504,
+        "{} {}",
+        get.status,
+        get.body
+    );
+    let complete = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"e\"</ETag></Part></CompleteMultipartUpload>";
+    let (post, post_took) = send_signed("POST", "/bucket/key?uploadId=U1", complete);
+    assert!(
+        post.status == 502 || post.status == 504,
+        "{} {}",
+        post.status,
+        post.body
+    );
+    // Two attempts of 1 s, and one; with room for a loaded machine.
+    for (what, took) in [("GET", get_took), ("PUT", put_took)] {
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_millis(2900),
+            "a {what} is tried twice: {took:?}"
+        );
+    }
+    assert!(
+        post_took >= Duration::from_millis(900) && post_took < Duration::from_millis(1900),
+        "a POST is tried once: {post_took:?}"
+    );
+    drop(fillers);
+}

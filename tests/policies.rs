@@ -366,3 +366,86 @@ async fn request_payer_rules() {
         .await
         .expect("with payer");
 }
+
+/// Guarantees: "Headers that need more than the operation's own permission
+/// are decided too": bob may PutObject under `ingest/`, and nothing more, so
+/// each of these headers turns his PUT (or his CreateMultipartUpload) into
+/// a denial, and nothing lands upstream.
+#[tokio::test]
+async fn headers_that_ask_for_more_need_their_own_permission() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectLockLegalHoldStatus, ObjectLockMode};
+    let put = |key: &str| {
+        bob()
+            .put_object()
+            .bucket("pol")
+            .key(key)
+            .body(ByteStream::from_static(b"more"))
+    };
+    // Control: the same PUT without the headers is allowed.
+    let key = unique("ingest/plain");
+    put(&key).send().await.expect("a plain PUT is allowed");
+    assert!(exists("pol", &key).await);
+
+    let until = aws_sdk_s3::primitives::DateTime::from_secs(4_102_444_800); // 2100-01-01
+    let cases: Vec<(
+        &str,
+        aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    )> = vec![
+        (
+            "x-amz-tagging (s3:PutObjectTagging)",
+            put("t").tagging("a=b"),
+        ),
+        (
+            "x-amz-acl (s3:PutObjectAcl)",
+            put("t").acl(ObjectCannedAcl::Private),
+        ),
+        (
+            "x-amz-grant-read (s3:PutObjectAcl)",
+            put("t").grant_read("id=someone"),
+        ),
+        (
+            "object-lock retention (s3:PutObjectRetention)",
+            put("t")
+                .object_lock_mode(ObjectLockMode::Governance)
+                .object_lock_retain_until_date(until),
+        ),
+        (
+            "object-lock legal hold (s3:PutObjectLegalHold)",
+            put("t").object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On),
+        ),
+    ];
+    for (what, builder) in cases {
+        let key = unique("ingest/more");
+        let e = builder
+            .key(&key)
+            .send()
+            .await
+            .expect_err(&format!("{what}: bob has no such permission"));
+        assert_eq!(code(&e), Some("AccessDenied"), "{what}: {e:?}");
+        assert!(!exists("pol", &key).await, "{what}: nothing lands");
+    }
+    // Bypassing governance retention is decided on any object request.
+    let key = unique("ingest/bypass");
+    let e = put(&key)
+        .customize()
+        .mutate_request(|r| {
+            r.headers_mut()
+                .insert("x-amz-bypass-governance-retention", "true");
+        })
+        .send()
+        .await
+        .expect_err("s3:BypassGovernanceRetention is not bob's");
+    assert_eq!(code(&e), Some("AccessDenied"), "{e:?}");
+    assert!(!exists("pol", &key).await);
+    // A multipart upload asking for tags is decided the same way.
+    let key = unique("ingest/mp-tagged");
+    let e = bob()
+        .create_multipart_upload()
+        .bucket("pol")
+        .key(&key)
+        .tagging("a=b")
+        .send()
+        .await
+        .expect_err("CreateMultipartUpload with x-amz-tagging");
+    assert_eq!(code(&e), Some("AccessDenied"), "{e:?}");
+}

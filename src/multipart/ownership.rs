@@ -60,17 +60,21 @@ pub fn initiator(principal: &str, record: Option<&Record>) -> &'static str {
     }
 }
 
+/// How long the cache keeps a record.
+fn record_ttl(backend: &Backend) -> Duration {
+    match backend {
+        // The only copy: keep it for a week (S3's usual abort-incomplete rule).
+        Backend::Memory => Duration::from_secs(7 * 24 * 3600),
+        // A cache of the durable copy.
+        Backend::S3 { .. } => Duration::from_secs(3600),
+    }
+}
+
 impl Ownership {
     pub fn new(backend: Backend, client: Arc<UpstreamClient>) -> Self {
-        let ttl = match backend {
-            // The only copy: keep it for a week (S3's usual abort-incomplete rule).
-            Backend::Memory => Duration::from_secs(7 * 24 * 3600),
-            // A cache of the durable copy.
-            Backend::S3 { .. } => Duration::from_secs(3600),
-        };
         let cache = moka::future::Cache::builder()
             .max_capacity(1_000_000)
-            .time_to_live(ttl)
+            .time_to_live(record_ttl(&backend))
             .build();
         Ownership {
             backend,
@@ -307,5 +311,18 @@ impl Ownership {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+
+    #[test]
+    fn memory_records_expire_after_a_week() {
+        assert_eq!(
+            record_ttl(&Backend::Memory),
+            Duration::from_secs(7 * 24 * 3600)
+        );
     }
 }
