@@ -151,8 +151,21 @@ async fn metrics_count_known_traffic_and_probes_answer() {
         .send()
         .await;
 
-    let (status, m) = http_get(admin, "/metrics");
-    assert_eq!(status, 200);
+    // A request is counted once its answer went out: wait until both
+    // sub-resource requests are.
+    let wanted = ["GetObjectTagging", "GetBucketLifecycleConfiguration"];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let m = loop {
+        let (status, m) = http_get(admin, "/metrics");
+        assert_eq!(status, 200);
+        let counted = wanted
+            .iter()
+            .all(|op| m.contains(&format!("s3gate_requests_total{{operation=\"{op}\",")));
+        if counted || Instant::now() >= deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50)); // metrics poll interval
+    };
     assert_eq!(
         metric(
             &m,
@@ -161,7 +174,7 @@ async fn metrics_count_known_traffic_and_probes_answer() {
         1.0,
         "{m}"
     );
-    for op in ["GetObjectTagging", "GetBucketLifecycleConfiguration"] {
+    for op in wanted {
         assert!(
             m.contains(&format!("s3gate_requests_total{{operation=\"{op}\",")),
             "{op}: {m}"
