@@ -532,3 +532,82 @@ fn a_chunked_body_goes_upstream_with_a_fixed_content_length() {
         "the framing is decoded: {put}"
     );
 }
+
+/// README (Upstreams): upstream connections are pooled and reused. Twenty
+/// GETs (the gateway's own relay) and twenty PUTs (pingora's proxy path),
+/// from one kept-alive client and from fresh client connections, reach the
+/// upstream over one connection per path: a gateway that opened a
+/// connection per request would show forty.
+#[tokio::test]
+async fn upstream_connections_are_reused_across_requests_and_clients() {
+    use common::standin::{Action, StandIn};
+    let up = StandIn::start(|r| {
+        if r.method == "GET" {
+            Action::Reply {
+                status: 200,
+                headers: vec![("etag".into(), "\"e\"".into())],
+                body: b"hello".to_vec(),
+            }
+        } else {
+            Action::status(200)
+        }
+    });
+    let gw = GatewayConfig::empty()
+        .alice_and_bob()
+        .upstream(
+            "up",
+            Upstream::s3_compatible(up.endpoint(), Credentials::keys("R", "r")).region("us-east-1"),
+        )
+        .bucket("*", BucketRule::upstream("up"))
+        // One runtime thread: the pools are per thread.
+        .extra_yaml("threads: 1")
+        .start(&dir("pool"));
+    let alice = client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    for i in 0..10 {
+        let got = alice
+            .get_object()
+            .bucket("pool")
+            .key(format!("k{i}"))
+            .send()
+            .await
+            .expect("get");
+        let body = got.body.collect().await.expect("body").into_bytes();
+        assert_eq!(&body[..], b"hello");
+        alice
+            .put_object()
+            .bucket("pool")
+            .key(format!("k{i}"))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put");
+    }
+    // Fresh client connections, one request each.
+    let signer = raw::Signer {
+        key: ALICE_KEY,
+        secret: ALICE_SECRET,
+        region: "us-east-1",
+        time: std::time::SystemTime::now(),
+    };
+    for i in 0..10 {
+        for method in ["GET", "PUT"] {
+            let target = format!("/pool/fresh-{i}");
+            let mut headers = vec![
+                ("host".to_string(), format!("127.0.0.1:{}", gw.port)),
+                ("x-amz-content-sha256".to_string(), raw::sha256_hex(b"")),
+            ];
+            if method == "PUT" {
+                headers.push(("content-length".to_string(), "0".to_string()));
+            }
+            let (headers, _) = signer.sign_headers(method, &target, headers, &raw::sha256_hex(b""));
+            let r = raw::send(gw.port, method, &target, &headers, b"");
+            assert_eq!(r.status, 200, "{method} {target}: {}", r.body);
+        }
+    }
+    assert_eq!(up.requests().len(), 40);
+    let conns = up.conns().len();
+    assert!(
+        conns <= 2,
+        "40 requests took {conns} upstream connections (one per path expected)"
+    );
+}
