@@ -78,3 +78,33 @@ fn lines_round_trip_and_rotate() {
         assert!(len <= 1000, "{} is {len} bytes", p.display());
     }
 }
+
+#[test]
+fn a_stalled_writer_drops_and_counts_decisions_and_never_blocks() {
+    // A FIFO nobody reads yet: the writer thread blocks opening it, as it
+    // would on a stuck disk.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("decisions.jsonl");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let log = DecisionLog::open(&DecisionLogConfig {
+        path: path.clone(),
+        rotate: None,
+    });
+    let total = QUEUE + 100;
+    let started = std::time::Instant::now();
+    for n in 0..total {
+        decide_and_log(&log, n);
+    }
+    // Every call returned although nothing could be written.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let dropped = log.dropped() as usize;
+    assert!((99..=100).contains(&dropped), "dropped {dropped}");
+    // Once the file can be written, what was queued arrives whole.
+    let reader = std::thread::spawn(move || std::fs::read_to_string(&path).expect("read fifo"));
+    log.close();
+    let text = reader.join().expect("reader");
+    assert_eq!(text.lines().count() + dropped, total);
+    assert!(text
+        .lines()
+        .all(|l| serde_json::from_str::<DecisionRecord>(l).is_ok()));
+}
