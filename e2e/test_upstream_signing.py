@@ -75,6 +75,10 @@ class Checker(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = check
 
 
+# Server names the `connect_to` TLS stand-in was asked for.
+SNI_SEEN: list = []
+
+
 @pytest.fixture(scope="module")
 def upstream_ca(tmp_path_factory):
     """A CA and a `localhost` server certificate it signed (webpki refuses a
@@ -85,7 +89,8 @@ def upstream_ca(tmp_path_factory):
         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
         "-keyout", "ca.key", "-out", "ca.pem")
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,DNS:storage.example.test,IP:127.0.0.1\n"
+                              "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
     run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
         "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")
     return d / "ca.pem", d / "server.pem", d / "server.key"
@@ -110,6 +115,15 @@ def gateway(tmp_path_factory, upstream_ca):
     tls_server2 = http.server.ThreadingHTTPServer(("127.0.0.1", tls_port2), Checker)
     tls_server2.socket = ctx.wrap_socket(tls_server2.socket, server_side=True)
     threading.Thread(target=tls_server2.serve_forever, daemon=True).start()
+    # One reached through `connect_to` under another name: it records the
+    # server name the gateway's TLS client asked for (SNI).
+    tls_port3 = free_port()
+    tls_server3 = http.server.ThreadingHTTPServer(("127.0.0.1", tls_port3), Checker)
+    ctx3 = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx3.load_cert_chain(str(upstream_ca[1]), str(upstream_ca[2]))
+    ctx3.sni_callback = lambda sock, name, context: SNI_SEEN.append(name)
+    tls_server3.socket = ctx3.wrap_socket(tls_server3.socket, server_side=True)
+    threading.Thread(target=tls_server3.serve_forever, daemon=True).start()
     gw_port = free_port()
     creds = f"credentials: {{ access_key_id: {UP_KEY}, secret_access_key: {UP_SECRET} }}"
     (d / "gateway.yaml").write_text(f"""
@@ -123,6 +137,7 @@ upstreams:
   cos-eu: {{ kind: cos, region: eu-de, endpoint: "http://s3.eu-de.cloud-object-storage.appdomain.cloud", connect_to: "127.0.0.1:{port}", {creds} }}
   secure: {{ kind: s3-compatible, region: us-east-1, endpoint: "https://localhost:{tls_port}", tls: {{ ca_file: "{upstream_ca[0]}" }}, {creds} }}
   untrusted: {{ kind: s3-compatible, region: us-east-1, endpoint: "https://localhost:{tls_port2}", {creds} }}
+  named-tls: {{ kind: s3-compatible, region: us-east-1, endpoint: "https://storage.example.test", connect_to: "127.0.0.1:{tls_port3}", tls: {{ ca_file: "{upstream_ca[0]}" }}, {creds} }}
 buckets:
   regional: {{ upstream: aws-west, target: real-regional }}
   regional-path: {{ upstream: aws-west-path, target: real-path }}
@@ -131,6 +146,7 @@ buckets:
   media: {{ upstream: cos-eu, target: media-prod, owner: "cos-instance-0f3e", expected_bucket_owner: enforce, request_payer: deny }}
   secure-bucket: {{ upstream: secure }}
   untrusted-bucket: {{ upstream: untrusted }}
+  sni-bucket: {{ upstream: named-tls }}
 """)
     log = open(d / "gateway.log", "wb")
     proc = subprocess.Popen([str(Path(__import__("sys").executable).parent / "python"), str(REPO / "tests/support/tether.py"), str(S3GATE), "serve", "--config", str(d / "gateway.yaml")],
@@ -141,6 +157,7 @@ buckets:
     server.shutdown()
     tls_server.shutdown()
     tls_server2.shutdown()
+    tls_server3.shutdown()
 
 
 def client(endpoint):
@@ -177,6 +194,18 @@ def test_upstream_tls_is_verified(gateway):
     with pytest.raises(Exception) as e:
         client(endpoint).get_object(Bucket="untrusted-bucket", Key="k")
     assert "BadGateway" in str(e.value) or "502" in str(e.value), e.value
+
+
+def test_connect_to_keeps_the_endpoints_host_and_sni(gateway):
+    """`connect_to` dials another address, but the TLS handshake asks for
+    the endpoint's name (SNI, and the certificate is checked against it)
+    and the request is addressed and signed for it."""
+    endpoint, _ = gateway
+    r = client(endpoint).get_object(Bucket="sni-bucket", Key="dir/a b+c.txt")
+    seen = json.loads(r["ResponseMetadata"]["HTTPHeaders"]["x-checker"])
+    assert seen["ok"], seen
+    assert seen["host"] == "storage.example.test", seen
+    assert SNI_SEEN and set(SNI_SEEN) == {"storage.example.test"}, SNI_SEEN
 
 
 COPY_CASES = [
