@@ -310,3 +310,41 @@ fn a_form_that_does_not_close_right_after_the_file_never_completes_upstream() {
         }
     }
 }
+
+#[test]
+fn fields_before_the_file_are_bounded_and_nothing_goes_upstream() {
+    let (gw, log) = start("predata");
+    let mut fields = fields_of("predata.bin");
+    // 21 KiB of fields before the file: over S3's 20 KiB.
+    fields.push(("x-amz-meta-note".into(), "n".repeat(21 * 1024)));
+    let mut body = form_open(BOUNDARY, &fields, "f.bin");
+    body.extend_from_slice(&file(1000));
+    body.extend_from_slice(&form_close(BOUNDARY));
+    let (status, answer) = post(gw.port, &length(&body), &body);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("<Code>MaxPostPreDataLengthExceeded</Code>"),
+        "{answer}"
+    );
+    assert!(seen_for(&log, "predata.bin").is_empty());
+
+    // The same form with a short note is stored.
+    let mut fields = fields_of("predata-ok.bin");
+    fields.push(("x-amz-meta-note".into(), "n".repeat(1024)));
+    let mut body = form_open(BOUNDARY, &fields, "f.bin");
+    body.extend_from_slice(&file(1000));
+    body.extend_from_slice(&form_close(BOUNDARY));
+    let (status, answer) = post(gw.port, &length(&body), &body);
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(seen_for(&log, "predata-ok.bin").len(), 1);
+}
+
+fn fields_of(key: &str) -> Vec<(String, String)> {
+    fields(
+        key,
+        &[
+            "[\"content-length-range\", 0, 10485760]",
+            "[\"starts-with\", \"$x-amz-meta-note\", \"\"]",
+        ],
+    )
+}
