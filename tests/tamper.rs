@@ -9,6 +9,8 @@
 //! the client's data.
 
 mod common;
+#[path = "tamper/layout.rs"]
+mod layout;
 #[path = "tamper/recorder.rs"]
 mod recorder;
 
@@ -20,12 +22,22 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use common::raw::{sha256_hex, Response, Signer};
 use common::{data, BucketRule, Credentials, GatewayConfig, Upstream, ALICE_KEY, ALICE_SECRET};
+use layout::{change, layout, Layout};
 use recorder::Recorder;
 
+/// Routed to the recorder with the client's trailing checksum re-framed
+/// upstream (the default).
 const BUCKET: &str = "tamper";
+/// Routed to the recorder with `checksum_trailers: false`: the upstream gets
+/// the decoded data with a plain Content-Length.
+const PLAIN: &str = "tamper-plain";
 const CHUNK: usize = 64 * 1024;
 /// Four data chunks, the last one short.
-const LEN: usize = 3 * CHUNK + 1000;
+const LEN: usize = 3 * CHUNK + LAST;
+const LAST: usize = 1000;
+/// The most the gateway holds back: one piece as read from the client
+/// (pingora reads a request body 64 KiB at a time).
+const HELD: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
@@ -163,7 +175,14 @@ fn setup() -> &'static Setup {
                 Upstream::s3_compatible(recorder.endpoint(), Credentials::keys("a", "b"))
                     .region("us-east-1"),
             )
+            .upstream(
+                "recorder-plain",
+                Upstream::s3_compatible(recorder.endpoint(), Credentials::keys("a", "b"))
+                    .region("us-east-1")
+                    .set("checksum_trailers", false),
+            )
             .bucket(BUCKET, BucketRule::upstream("recorder"))
+            .bucket(PLAIN, BucketRule::upstream("recorder-plain"))
             .start(&dir);
         Setup { recorder, gateway }
     })
@@ -190,10 +209,33 @@ fn crc32(d: &[u8]) -> String {
 
 /// Send a request; with `cut`, only that much of the body, then close the
 /// sending side. The connection closing without an answer is status 0.
-fn exchange(target: &str, headers: &[(String, String)], body: &[u8], cut: Option<usize>) -> Response {
+fn exchange(
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    cut: Option<usize>,
+) -> Response {
+    exchange_staged(target, headers, body, cut, None)
+}
+
+/// [`exchange`], and with `stage` `(at, key)`: send the body up to `at`,
+/// wait until the upstream has received all but the held-back piece of it
+/// for `key` (so the gateway has read the last data chunk as a piece of its
+/// own, before the end of the body), then send the rest.
+fn exchange_staged(
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    cut: Option<usize>,
+    stage: Option<(usize, &str)>,
+) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", setup().gateway.port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let method = if target.contains("?uploads") { "POST" } else { "PUT" };
+    let method = if target.contains("?uploads") {
+        "POST"
+    } else {
+        "PUT"
+    };
     let mut req = format!("{method} {target} HTTP/1.1\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
@@ -201,7 +243,34 @@ fn exchange(target: &str, headers: &[(String, String)], body: &[u8], cut: Option
     req.push_str("connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).expect("write head");
     // The gateway may answer and close before the whole body is read.
-    let _ = s.write_all(&body[..cut.unwrap_or(body.len())]);
+    let end = cut.unwrap_or(body.len());
+    let mut from = 0;
+    if let Some((at, key)) = stage {
+        let _ = s.write_all(&body[..at]);
+        let rec = &setup().recorder;
+        // Re-framed for the upstream, data leaves in whole chunks of up to
+        // 64 KiB: one more may wait for the rest of its data.
+        let held = if target.starts_with(&format!("/{BUCKET}/")) {
+            2 * HELD
+        } else {
+            HELD
+        };
+        let arrived = common::standin::wait_until(Duration::from_secs(20), || {
+            rec.find(&format!("/{key}"))
+                .iter()
+                .any(|r| r.method == "PUT" && r.decoded().len() >= LEN - held)
+        });
+        assert!(
+            arrived,
+            "{key}: the data before the last chunk never went upstream: {:?}",
+            rec.find(&format!("/{key}"))
+                .iter()
+                .map(|r| (r.body.len(), r.decoded().len(), r.length))
+                .collect::<Vec<_>>()
+        );
+        from = at;
+    }
+    let _ = s.write_all(&body[from..end]);
     if cut.is_some() {
         let _ = s.shutdown(Shutdown::Write);
     }
@@ -222,80 +291,14 @@ fn exchange(target: &str, headers: &[(String, String)], body: &[u8], cut: Option
     }
 }
 
-/// Where things are in an aws-chunked body as the client frames it.
-#[derive(Default, Debug)]
-struct Layout {
-    /// (offset, length) of each data chunk.
-    data: Vec<(usize, usize)>,
-    /// Offset of each chunk's signature (hex), the final chunk's last.
-    sigs: Vec<usize>,
-    /// Offset of the final chunk's header.
-    final_at: usize,
-    /// Offset of the first trailer line, of the checksum value, of the
-    /// trailer signature (hex).
-    trailer_at: Option<usize>,
-    value_at: Option<usize>,
-    trailer_sig_at: Option<usize>,
-}
-
-fn line_end(b: &[u8], from: usize) -> usize {
-    from + b[from..]
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .expect("line end")
-}
-
-fn layout(b: &[u8]) -> Layout {
-    let mut l = Layout::default();
-    let mut pos = 0;
-    loop {
-        let end = line_end(b, pos);
-        let line = std::str::from_utf8(&b[pos..end]).expect("chunk header");
-        if let Some(i) = line.find("chunk-signature=") {
-            l.sigs.push(pos + i + "chunk-signature=".len());
-        }
-        let n = usize::from_str_radix(line.split(';').next().expect("size"), 16).expect("hex");
-        if n == 0 {
-            l.final_at = pos;
-            pos = end + 2;
-            break;
-        }
-        l.data.push((end + 2, n));
-        pos = end + 2 + n + 2;
-    }
-    while pos < b.len() {
-        let end = line_end(b, pos);
-        let line = std::str::from_utf8(&b[pos..end]).expect("trailer");
-        if line.is_empty() {
-            break;
-        }
-        l.trailer_at.get_or_insert(pos);
-        let colon = pos + line.find(':').expect("trailer colon") + 1;
-        if line.starts_with("x-amz-trailer-signature") {
-            l.trailer_sig_at = Some(colon);
-        } else {
-            l.value_at = Some(colon);
-        }
-        pos = end + 2;
-    }
-    l
-}
-
-/// A different character of the same kind (hex stays hex, base64 base64).
-fn change(b: &mut [u8], at: usize) {
-    b[at] = match b[at] {
-        b'0' => b'1',
-        b'1'..=b'9' => b'0',
-        b'a' => b'b',
-        b'b'..=b'z' => b'a',
-        b'A' => b'B',
-        _ => b'A',
-    };
-}
-
 /// A request for `mode` ready to send: target, headers, body (correct, or
 /// with a wrong hash or checksum header for those tampers).
-fn request(mode: Mode, target: &str, d: &[u8], t: Option<Tamper>) -> (String, Vec<(String, String)>, Vec<u8>) {
+fn request(
+    mode: Mode,
+    target: &str,
+    d: &[u8],
+    t: Option<Tamper>,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
     let s = signer();
     let other = {
         let mut o = d.to_vec();
@@ -318,17 +321,25 @@ fn request(mode: Mode, target: &str, d: &[u8], t: Option<Tamper>) -> (String, Ve
     }
     headers.push(("x-amz-content-sha256".into(), content_sha.clone()));
     if mode == Mode::UnsignedChecksum {
-        let sum = if t == Some(WrongChecksumHeader) { crc32(&other) } else { crc32(d) };
+        let sum = if t == Some(WrongChecksumHeader) {
+            crc32(&other)
+        } else {
+            crc32(d)
+        };
         headers.push(("x-amz-checksum-crc32".into(), sum));
     }
-    let chunked = matches!(mode, Mode::Signed | Mode::SignedTrailer | Mode::UnsignedTrailer);
+    let chunked = matches!(
+        mode,
+        Mode::Signed | Mode::SignedTrailer | Mode::UnsignedTrailer
+    );
     if !chunked {
         headers.push(("content-length".into(), d.len().to_string()));
         let (headers, _) = s.sign_headers("PUT", target, headers, &content_sha);
         return (target.to_string(), headers, d.to_vec());
     }
     let trailer_value = crc32(d);
-    let trailer = (mode != Mode::Signed).then_some(("x-amz-checksum-crc32", trailer_value.as_str()));
+    let trailer =
+        (mode != Mode::Signed).then_some(("x-amz-checksum-crc32", trailer_value.as_str()));
     let signed = mode != Mode::UnsignedTrailer;
     let zero_seed = "0".repeat(64);
     let probe = s.aws_chunked(d, CHUNK, signed.then_some(zero_seed.as_str()), trailer);
@@ -344,9 +355,30 @@ fn request(mode: Mode, target: &str, d: &[u8], t: Option<Tamper>) -> (String, Ve
     (target.to_string(), headers, body)
 }
 
+/// Where a staged send pauses: after the last data chunk (None for raw bodies).
+fn stage_at(mode: Mode, b: &[u8]) -> Option<usize> {
+    match mode {
+        Mode::Signed | Mode::SignedTrailer | Mode::UnsignedTrailer => Some(layout(b).final_at),
+        _ => None,
+    }
+}
+
+/// Whether a tamper is found only after the last data chunk, so that the
+/// gateway must have held that chunk back (the staged send proves it).
+fn found_at_the_end(mode: Mode, t: Tamper) -> bool {
+    match t {
+        FinalSig | TrailerValue | TrailerSig | CutBeforeFinal | CutBeforeTrailer => true,
+        FirstData | LastData => mode == Mode::UnsignedTrailer,
+        _ => false,
+    }
+}
+
 /// Apply a body tamper; the length of body to send, if it is cut.
 fn tamper_body(mode: Mode, b: &mut [u8], t: Tamper) -> Option<usize> {
-    let raw = matches!(mode, Mode::Sha256 | Mode::Unsigned | Mode::UnsignedChecksum | Mode::Presigned);
+    let raw = matches!(
+        mode,
+        Mode::Sha256 | Mode::Unsigned | Mode::UnsignedChecksum | Mode::Presigned
+    );
     let l = if raw {
         Layout {
             data: vec![(0, b.len())],
@@ -374,8 +406,8 @@ fn tamper_body(mode: Mode, b: &mut [u8], t: Tamper) -> Option<usize> {
 
 /// The target for one case: a fresh object, or part 1 of a fresh upload
 /// (created through the gateway).
-fn target(op: Op, key: &str) -> String {
-    let path = format!("/{BUCKET}/{key}");
+fn target(bucket: &str, op: Op, key: &str) -> String {
+    let path = format!("/{bucket}/{key}");
     match op {
         Op::PutObject => path,
         Op::UploadPart => {
@@ -394,28 +426,53 @@ fn target(op: Op, key: &str) -> String {
 
 fn run_mode(mode: Mode) {
     let rec = &setup().recorder;
-    let tampers = CASES.iter().find(|(m, _)| *m == mode).expect("mode in table").1;
+    let tampers = CASES
+        .iter()
+        .find(|(m, _)| *m == mode)
+        .expect("mode in table")
+        .1;
     let d = data(LEN, 7);
-    for op in [Op::PutObject, Op::UploadPart] {
+    for (bucket, op) in [
+        (BUCKET, Op::PutObject),
+        (BUCKET, Op::UploadPart),
+        (PLAIN, Op::PutObject),
+        (PLAIN, Op::UploadPart),
+    ] {
         let key = common::unique(&format!("{mode:?}-{op:?}-control").to_lowercase());
-        let (t, h, b) = request(mode, &target(op, &key), &d, None);
-        let r = exchange(&t, &h, &b, None);
-        assert_eq!(r.status, 200, "{mode:?} {op:?} control: {}", r.body);
+        let (t, h, b) = request(mode, &target(bucket, op, &key), &d, None);
+        let stage = stage_at(mode, &b).map(|at| (at, key.as_str()));
+        let r = exchange_staged(&t, &h, &b, None, stage);
+        assert_eq!(
+            r.status, 200,
+            "{bucket} {mode:?} {op:?} control: {}",
+            r.body
+        );
         let got = rec.settled(&format!("/{key}"), Duration::from_secs(20));
         let put: Vec<_> = got.iter().filter(|r| r.method == "PUT").collect();
-        assert_eq!(put.len(), 1, "{mode:?} {op:?} control reached the upstream once");
+        assert_eq!(
+            put.len(),
+            1,
+            "{mode:?} {op:?} control reached the upstream once"
+        );
         assert!(put[0].complete, "{mode:?} {op:?} control arrived whole");
-        assert!(put[0].decoded() == d, "{mode:?} {op:?} control: exactly the client's data");
+        assert!(
+            put[0].decoded() == d,
+            "{bucket} {mode:?} {op:?} control: exactly the client's data"
+        );
 
         for (tamper, codes) in tampers.iter() {
-            let case = format!("{mode:?} {op:?} {tamper:?}");
+            let case = format!("{bucket} {mode:?} {op:?} {tamper:?}");
             let key = common::unique(&format!("{mode:?}-{op:?}-{tamper:?}").to_lowercase());
-            let (t, h, mut b) = request(mode, &target(op, &key), &d, Some(*tamper));
+            let (t, h, mut b) = request(mode, &target(bucket, op, &key), &d, Some(*tamper));
+            let stage = stage_at(mode, &b)
+                .filter(|_| found_at_the_end(mode, *tamper))
+                .map(|at| (at, key.as_str()));
             let cut = tamper_body(mode, &mut b, *tamper);
-            let r = exchange(&t, &h, &b, cut);
+            let r = exchange_staged(&t, &h, &b, cut, stage);
             let closed = r.status == 0 && cut.is_some();
             assert!(
-                closed || (r.status >= 400 && r.code().is_some_and(|c| codes.contains(&c.as_str()))),
+                closed
+                    || (r.status >= 400 && r.code().is_some_and(|c| codes.contains(&c.as_str()))),
                 "{case}: expected one of {codes:?}, got {} {}",
                 r.status,
                 r.body
@@ -452,8 +509,15 @@ fn ecdsa_streaming_payloads_are_refused() {
         ];
         let (headers, _) = signer().sign_headers("PUT", &target, headers, mode);
         let r = exchange(&target, &headers, b"5\r\nhello\r\n", None);
-        assert_eq!((r.status, r.code().as_deref()), (501, Some("NotImplemented")), "{}", r.body);
-        assert!(rec.settled(&format!("/{key}"), Duration::from_secs(20)).is_empty());
+        assert_eq!(
+            (r.status, r.code().as_deref()),
+            (501, Some("NotImplemented")),
+            "{}",
+            r.body
+        );
+        assert!(rec
+            .settled(&format!("/{key}"), Duration::from_secs(20))
+            .is_empty());
     }
 }
 

@@ -86,7 +86,9 @@ impl Recorder {
             rt.block_on(async move {
                 let l = TcpListener::from_std(std_listener).expect("listener");
                 loop {
-                    let Ok((s, _)) = l.accept().await else { continue };
+                    let Ok((s, _)) = l.accept().await else {
+                        continue;
+                    };
                     tokio::spawn(serve(s, st.clone()));
                 }
             });
@@ -96,6 +98,16 @@ impl Recorder {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Requests whose target contains `needle`.
+    pub fn find(&self, needle: &str) -> Vec<Rec> {
+        let s = self.state.lock().expect("state");
+        s.recs
+            .iter()
+            .filter(|r| r.target.contains(needle))
+            .cloned()
+            .collect()
     }
 
     /// Wait (polling the recorded state) until no connection is in the
