@@ -440,7 +440,10 @@ async fn abort_while_parts_are_in_flight_frees_everything() {
     };
     let headers = vec![
         ("host".to_string(), format!("127.0.0.1:{}", gw.port)),
-        ("x-amz-content-sha256".to_string(), "UNSIGNED-PAYLOAD".to_string()),
+        (
+            "x-amz-content-sha256".to_string(),
+            "UNSIGNED-PAYLOAD".to_string(),
+        ),
         ("content-length".to_string(), body.len().to_string()),
     ];
     let (headers, _) = signer.sign_headers("PUT", &target, headers, "UNSIGNED-PAYLOAD");
@@ -468,7 +471,10 @@ async fn abort_while_parts_are_in_flight_frees_everything() {
     };
     // The abort arrived and waits for the part: two requests in flight.
     wait_in_flight(&gw, 2).await;
-    assert!(!abort.is_finished(), "the abort waits for the part in flight");
+    assert!(
+        !abort.is_finished(),
+        "the abort waits for the part in flight"
+    );
     part.write_all(&body[body.len() / 2..]).await.expect("rest");
     let mut answer = Vec::new();
     part.read_to_end(&mut answer).await.expect("part answer");
