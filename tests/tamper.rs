@@ -88,10 +88,13 @@ const SIG_OR_DIGEST: &[&str] = &["SignatureDoesNotMatch", "BadDigest"];
 /// A cut body: this error, or the connection closed without an answer.
 const CUT: &[&str] = &["IncompleteBody"];
 
+/// A tamper and the S3 error codes the client may get for it.
+type Case = (Tamper, &'static [&'static str]);
+
 /// Every mode, every tamper that applies to it, and the errors allowed.
 /// (`UNSIGNED-PAYLOAD` without a checksum has nothing to tamper with but
 /// its length.)
-const CASES: &[(Mode, &[(Tamper, &[&str])])] = &[
+const CASES: &[(Mode, &[Case])] = &[
     (
         Mode::Sha256,
         &[
