@@ -442,12 +442,30 @@ def test_truncated_body_is_never_stored(gw, moto, direct, keys, moto_log):
 SIZES = [64 * KIB, 64 * KIB, 64 * KIB, 1000]
 
 
+def cut_point(body: bytes, where: str) -> int:
+    """Where to cut an aws-chunked body: half way, right before the final
+    (0-length) chunk, or right before the trailer."""
+    final = max(body.rfind(b"\r\n0;chunk-signature="), body.rfind(b"\r\n0\r\n")) + 2
+    assert final > 2
+    if where == "mid-body":
+        return len(body) // 2
+    if where == "before-final":
+        return final
+    assert where == "before-trailer"
+    at = body.find(b"x-amz-checksum-crc32:", final)
+    assert at > 0
+    return at
+
+
 def put_chunked(gw, bucket: str, key: str, data: bytes, mode: str, *,
-                trailer: Optional[str] = None, **frame_kw) -> Resp:
-    """PutObject of `data` as aws-chunked in `mode`; `trailer` is the
-    checksum value for x-amz-checksum-crc32 in the trailer modes."""
+                trailer: Optional[str] = None, target: Optional[str] = None,
+                cut: Optional[str] = None, **frame_kw) -> Optional[Resp]:
+    """PutObject of `data` as aws-chunked in `mode` (or a PUT to `target`,
+    e.g. an UploadPart); `trailer` is the checksum value for
+    x-amz-checksum-crc32 in the trailer modes; `cut`: send the body only up
+    to that `cut_point` and close (then None)."""
     chunks = split(data, SIZES)
-    target = target_of(bucket, key)
+    target = target or target_of(bucket, key)
     signed_mode = mode != UNSIGNED_TRAILER
     # The framed length only depends on the sizes (signatures and a crc32
     # value have fixed lengths), so it is known before signing.
@@ -464,7 +482,8 @@ def put_chunked(gw, bucket: str, key: str, data: bytes, mode: str, *,
     s = sign_head(gw.http_port, "PUT", target, headers, mode)
     body = frame(chunks, s if signed_mode else None, trailer=trailer_kv, **frame_kw)
     assert len(body) == length
-    return send(gw.http_port, "PUT", target, s.headers, body)
+    cut_after = cut_point(body, cut) if cut else None
+    return send(gw.http_port, "PUT", target, s.headers, body, cut_after=cut_after)
 
 
 @pytest.mark.parametrize("tamper", [
@@ -518,6 +537,85 @@ def test_unsigned_trailer_wrong_checksum_is_never_stored(gw, moto, direct, keys,
     r = put_chunked(gw, moto.bucket, ok_key, data, UNSIGNED_TRAILER, trailer=crc32_b64(data))
     assert r.status == 200, r
     assert_stored(direct, moto.bucket, ok_key, data)
+
+
+def test_unsigned_trailer_tampered_last_data_chunk_is_never_stored(gw, moto, direct, keys,
+                                                                   moto_log):
+    """The checksum is right for the data the client meant; one byte of the
+    last data chunk changed on the way. Nothing else protects this mode."""
+    data = os.urandom(sum(SIZES))
+    bad_key = new_key(keys, "utrailer-last")
+    r = put_chunked(gw, moto.bucket, bad_key, data, UNSIGNED_TRAILER,
+                    trailer=crc32_b64(data), tamper_data_of=len(SIZES) - 1)
+    refused(r, 400, "BadDigest")
+    assert_never_stored(direct, moto.bucket, bad_key)
+    assert_upstream_saw_it(moto_log, moto.bucket, bad_key)
+
+    ok_key = new_key(keys, "utrailer-last-ok")
+    r = put_chunked(gw, moto.bucket, ok_key, data, UNSIGNED_TRAILER, trailer=crc32_b64(data))
+    assert r.status == 200, r
+    assert_stored(direct, moto.bucket, ok_key, data)
+
+
+@pytest.mark.parametrize("mode, where", [
+    (SIGNED_CHUNKS, "mid-body"),
+    (SIGNED_CHUNKS, "before-final"),
+    (SIGNED_CHUNKS_TRAILER, "mid-body"),
+    (SIGNED_CHUNKS_TRAILER, "before-final"),
+    (SIGNED_CHUNKS_TRAILER, "before-trailer"),
+    (UNSIGNED_TRAILER, "mid-body"),
+    (UNSIGNED_TRAILER, "before-final"),
+    (UNSIGNED_TRAILER, "before-trailer"),
+])
+def test_chunked_body_cut_short_is_never_stored(gw, moto, direct, keys, moto_log, mode, where):
+    """Every data byte may have arrived (before-final, before-trailer), yet
+    without the end of the body nothing is stored."""
+    data = os.urandom(sum(SIZES))
+    crc = crc32_b64(data) if mode != SIGNED_CHUNKS else None
+    bad_key = new_key(keys, f"chunked-cut-{where}")
+    assert put_chunked(gw, moto.bucket, bad_key, data, mode, trailer=crc, cut=where) is None
+    assert_never_stored(direct, moto.bucket, bad_key, ABSENT_FOR_TRUNCATED)
+    assert_upstream_saw_it(moto_log, moto.bucket, bad_key)
+
+    ok_key = new_key(keys, "chunked-cut-ok")
+    r = put_chunked(gw, moto.bucket, ok_key, data, mode, trailer=crc)
+    assert r.status == 200, r
+    assert_stored(direct, moto.bucket, ok_key, data)
+
+
+@pytest.mark.parametrize("mode, tamper, cut, status, code", [
+    (SIGNED_CHUNKS, {"tamper_final_sig": True}, None, 403, "SignatureDoesNotMatch"),
+    (SIGNED_CHUNKS, {}, "before-final", None, None),
+    (SIGNED_CHUNKS_TRAILER, {"tamper_trailer_sig": True}, None, 403, "SignatureDoesNotMatch"),
+    (UNSIGNED_TRAILER, {"tamper_data_of": len(SIZES) - 1}, None, 400, "BadDigest"),
+    (UNSIGNED_TRAILER, {}, "before-trailer", None, None),
+], ids=["signed-final-signature", "signed-cut-before-final", "trailer-signature",
+        "unsigned-trailer-last-data", "unsigned-trailer-cut-before-trailer"])
+def test_upload_part_chunked_tampered_is_never_a_part(gw, moto, direct, keys, moto_log,
+                                                      mode, tamper, cut, status, code):
+    key = new_key(keys, "part-chunked")
+    upload_id = direct.create_multipart_upload(Bucket=moto.bucket, Key=key)["UploadId"]
+    try:
+        data = os.urandom(sum(SIZES))
+        crc = crc32_b64(data) if mode != SIGNED_CHUNKS else None
+        target = f"/{moto.bucket}/{key}?partNumber=1&uploadId={upload_id}"
+        r = put_chunked(gw, moto.bucket, key, data, mode, trailer=crc, target=target, cut=cut,
+                        **tamper)
+        if cut:
+            assert r is None
+            assert_no_parts(direct, moto.bucket, key, upload_id, ABSENT_FOR_TRUNCATED)
+        else:
+            refused(r, status, code)
+            assert_no_parts(direct, moto.bucket, key, upload_id)
+        assert_upstream_saw_it(moto_log, moto.bucket, key)
+
+        r = put_chunked(gw, moto.bucket, key, data, mode, trailer=crc, target=target)
+        assert r.status == 200, r
+        parts = direct.list_parts(Bucket=moto.bucket, Key=key, UploadId=upload_id)["Parts"]
+        assert [(p["PartNumber"], p["Size"], p["ETag"].strip('"')) for p in parts] == \
+            [(1, len(data), hashlib.md5(data).hexdigest())]
+    finally:
+        direct.abort_multipart_upload(Bucket=moto.bucket, Key=key, UploadId=upload_id)
 
 
 # --------------------------------------------------------------------------

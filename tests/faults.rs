@@ -26,6 +26,8 @@ const RESET_BIG_BODY: u8 = 5;
 const BIG: usize = 4 << 20;
 /// An informational answer (103 Early Hints) before the real one.
 const EARLY_HINTS: u8 = 6;
+/// A 200 with a chunked body that breaks off (a reset) mid-body.
+const RESET_CHUNKED_RESPONSE: u8 = 7;
 
 /// A stand-in upstream whose behaviour the test switches; its port.
 fn upstream(mode: Arc<AtomicU8>) -> u16 {
@@ -78,6 +80,19 @@ fn serve(s: TcpStream, mode: u8) {
         RESET_RESPONSE => {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n");
             let _ = s.write_all(&[b'x'; 100_000]);
+            let _ = s.flush();
+            reset(s);
+        }
+        RESET_CHUNKED_RESPONSE => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+            for _ in 0..10 {
+                let _ = s.write_all(format!("{:x}\r\n", 10_000).as_bytes());
+                let _ = s.write_all(&[b'y'; 10_000]);
+                let _ = s.write_all(b"\r\n");
+            }
+            // Half of one more chunk, then the break.
+            let _ = s.write_all(format!("{:x}\r\n", 10_000).as_bytes());
+            let _ = s.write_all(&[b'y'; 5_000]);
             let _ = s.flush();
             reset(s);
         }
@@ -230,6 +245,44 @@ fn upstream_reset_during_the_response_is_never_a_complete_success() {
     }
     mode.store(NORMAL, Ordering::SeqCst);
     assert_eq!(request(&gw, "GET", b"").0.status, 200);
+}
+
+/// The chunked-encoding counterpart of the test above, with zero copy on
+/// (the default) and off: the client never sees the terminating 0-chunk of
+/// a body the upstream broke off.
+#[test]
+fn a_chunked_response_that_breaks_off_never_looks_complete() {
+    let up = upstream(Arc::new(AtomicU8::new(RESET_CHUNKED_RESPONSE)));
+    for zero_copy in [true, false] {
+        let gw = config(up)
+            .zero_copy(zero_copy)
+            .start(&dir(up).join(format!("zero-copy-{zero_copy}")));
+        let (r, _) = request(&gw, "GET", b"");
+        let chunked = r
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"));
+        let complete = if chunked {
+            // The last-chunk (`0`, optional extensions, CRLF, trailers, CRLF).
+            r.body.contains("\r\n0\r\n") || r.body.starts_with("0\r\n")
+        } else if let Some(len) = r.header("content-length") {
+            r.status == 200 && len == r.body.len().to_string()
+        } else {
+            // Delimited by the close: indistinguishable from complete.
+            r.status == 200
+        };
+        assert!(
+            !complete,
+            "zero_copy {zero_copy}: a broken-off chunked body looks complete ({} {:?}, {} bytes)",
+            r.status,
+            r.headers,
+            r.body.len()
+        );
+        if r.status == 200 {
+            assert!(r.body.len() < 110_000, "truncated: {}", r.body.len());
+        } else {
+            assert_eq!(r.status, 502, "{}", r.body);
+        }
+    }
 }
 
 fn big_body() -> String {

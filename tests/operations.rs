@@ -263,6 +263,10 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
     let len: u64 = 256 << 20;
     let pid = gw.pid();
     let key2 = key.clone();
+    // The upload thread stops at the 32nd MiB and tells us; it goes on when
+    // we say so: the test controls the body.
+    let (paused_tx, paused) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
     let upload = std::thread::spawn(move || {
         let target = format!("/ops/{key2}");
         let host = format!("127.0.0.1:{port}");
@@ -291,10 +295,8 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
         let chunk = vec![7u8; 1 << 20];
         for i in 0..(len >> 20) {
             if i == 32 {
-                // SIGTERM while the upload is streaming.
-                let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
+                paused_tx.send(()).expect("tell the test");
+                go_rx.recv().expect("wait for the test");
             }
             conn.write_all(&chunk)
                 .expect("body keeps flowing after SIGTERM");
@@ -303,21 +305,31 @@ async fn sigterm_lets_a_long_upload_finish_and_exits_cleanly() {
         let _ = conn.read_to_string(&mut resp);
         resp
     });
-    let resp = upload.join().expect("upload thread");
-    assert!(
-        resp.starts_with("HTTP/1.1 200"),
-        "the in-flight upload completes: {}",
-        resp.lines().next().unwrap_or("")
-    );
-    // New connections are refused once the listener is closed.
+    paused.recv().expect("the upload is streaming");
+    // SIGTERM while the upload is in flight, half sent.
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    // New connections are refused while the upload is still in flight.
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_ok() {
         assert!(
             Instant::now() < deadline,
             "listener still accepting after SIGTERM"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20)); // poll interval
     }
+    assert!(
+        !upload.is_finished() && gw.try_wait().is_none(),
+        "the upload is still in flight when the listener is closed"
+    );
+    go.send(()).expect("resume the upload");
+    let resp = upload.join().expect("upload thread");
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "the in-flight upload completes: {}",
+        resp.lines().next().unwrap_or("")
+    );
     let status = loop {
         if let Some(s) = gw.try_wait() {
             break s;
