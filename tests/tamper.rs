@@ -527,27 +527,57 @@ fn ecdsa_streaming_payloads_are_refused() {
     }
 }
 
-macro_rules! mode_tests {
-    ($($name:ident => $mode:expr),* $(,)?) => {
-        $(#[test] fn $name() { run_mode($mode); })*
-        /// The table covers every mode.
-        #[test]
-        fn every_mode_is_in_the_table() {
-            let tested = [$($mode),*];
-            assert_eq!(tested.len(), CASES.len());
-            for (m, _) in CASES {
-                assert!(tested.contains(m), "{m:?} has no test");
-            }
-        }
-    };
+#[test]
+fn hex_sha256_tampers_never_complete_upstream() {
+    run_mode(Mode::Sha256);
 }
 
-mode_tests! {
-    hex_sha256_tampers_never_complete_upstream => Mode::Sha256,
-    unsigned_payload_cuts_never_complete_upstream => Mode::Unsigned,
-    unsigned_payload_with_checksum_tampers_never_complete_upstream => Mode::UnsignedChecksum,
-    presigned_put_cuts_never_complete_upstream => Mode::Presigned,
-    signed_chunks_tampers_never_complete_upstream => Mode::Signed,
-    signed_chunks_with_trailer_tampers_never_complete_upstream => Mode::SignedTrailer,
-    unsigned_trailer_tampers_never_complete_upstream => Mode::UnsignedTrailer,
+#[test]
+fn unsigned_payload_cuts_never_complete_upstream() {
+    run_mode(Mode::Unsigned);
+}
+
+#[test]
+fn unsigned_payload_with_checksum_tampers_never_complete_upstream() {
+    run_mode(Mode::UnsignedChecksum);
+}
+
+#[test]
+fn presigned_put_cuts_never_complete_upstream() {
+    run_mode(Mode::Presigned);
+}
+
+#[test]
+fn signed_chunks_tampers_never_complete_upstream() {
+    run_mode(Mode::Signed);
+}
+
+#[test]
+fn signed_chunks_with_trailer_tampers_never_complete_upstream() {
+    run_mode(Mode::SignedTrailer);
+}
+
+#[test]
+fn unsigned_trailer_tampers_never_complete_upstream() {
+    run_mode(Mode::UnsignedTrailer);
+}
+
+/// The modes the tests above run.
+const TESTED: &[Mode] = &[
+    Mode::Sha256,
+    Mode::Unsigned,
+    Mode::UnsignedChecksum,
+    Mode::Presigned,
+    Mode::Signed,
+    Mode::SignedTrailer,
+    Mode::UnsignedTrailer,
+];
+
+/// The tests cover every mode of the table.
+#[test]
+fn every_mode_is_in_the_table() {
+    assert_eq!(TESTED.len(), CASES.len());
+    for (m, _) in CASES {
+        assert!(TESTED.contains(m), "{m:?} has no test");
+    }
 }
