@@ -262,3 +262,32 @@ pub fn authenticate(
 /// Query parameters that carry the client's authentication: they are never
 /// forwarded upstream (nor logged).
 pub use crate::s3::uri::is_auth_param as is_auth_query_param;
+
+#[cfg(test)]
+mod payload_mode_tests {
+    use super::*;
+
+    /// `x-amz-content-sha256` is one of the named modes or exactly 64 hex
+    /// digits; anything else is refused, not read as some hash.
+    #[test]
+    fn content_sha256_is_a_mode_or_sixty_four_hex_digits() {
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        match PayloadMode::from_content_sha256(empty) {
+            Ok(PayloadMode::Sha256(h)) => assert_eq!(hex::encode(h), empty),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            PayloadMode::from_content_sha256("UNSIGNED-PAYLOAD"),
+            Ok(PayloadMode::Unsigned)
+        ));
+        for bad in [
+            "z".repeat(64),
+            empty[..63].to_string(),
+            format!("{empty}00"),
+            "unsigned-payload".to_string(),
+        ] {
+            let e = PayloadMode::from_content_sha256(&bad).unwrap_err();
+            assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+}
