@@ -290,4 +290,23 @@ mod payload_mode_tests {
             assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
         }
     }
+
+    /// The streaming modes are the aws-chunked framings the body decoder
+    /// must strip; a whole-body hash or UNSIGNED-PAYLOAD is the raw body.
+    #[test]
+    fn streaming_modes_are_aws_chunked() {
+        for (v, chunked) in [
+            ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", true),
+            ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", true),
+            ("STREAMING-UNSIGNED-PAYLOAD-TRAILER", true),
+            ("UNSIGNED-PAYLOAD", false),
+            (
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                false,
+            ),
+        ] {
+            let m = PayloadMode::from_content_sha256(v).unwrap();
+            assert_eq!(m.is_aws_chunked(), chunked, "{v}");
+        }
+    }
 }
