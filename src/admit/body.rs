@@ -255,3 +255,48 @@ pub async fn read_verified(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(pairs: &[(&'static str, &str)]) -> S3Result<(Option<u64>, bool)> {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.insert(*n, v.parse().unwrap());
+        }
+        length_facts(&h)
+    }
+
+    /// Content-Length is decimal digits only (RFC 9110 §8.6): no sign, no
+    /// padding past u64's 20 digits; a number Rust's parser would still
+    /// read ("+5") is refused, as the upstream might frame it otherwise.
+    #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(
+            facts(&[("content-length", "42")]).unwrap(),
+            (Some(42), false)
+        );
+        assert_eq!(
+            facts(&[("content-length", " 7 ")]).unwrap(),
+            (Some(7), false)
+        );
+        assert_eq!(facts(&[]).unwrap(), (None, false));
+        for bad in [
+            "+5",
+            "-1",
+            "",
+            "0x10",
+            "1e3",
+            "000000000000000000001",
+            "18446744073709551616",
+        ] {
+            let e = facts(&[("content-length", bad)]).unwrap_err();
+            assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad:?}");
+        }
+        assert_eq!(
+            facts(&[("transfer-encoding", "gzip, Chunked")]).unwrap(),
+            (None, true)
+        );
+    }
+}

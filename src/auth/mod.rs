@@ -262,3 +262,51 @@ pub fn authenticate(
 /// Query parameters that carry the client's authentication: they are never
 /// forwarded upstream (nor logged).
 pub use crate::s3::uri::is_auth_param as is_auth_query_param;
+
+#[cfg(test)]
+mod payload_mode_tests {
+    use super::*;
+
+    /// `x-amz-content-sha256` is one of the named modes or exactly 64 hex
+    /// digits; anything else is refused, not read as some hash.
+    #[test]
+    fn content_sha256_is_a_mode_or_sixty_four_hex_digits() {
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        match PayloadMode::from_content_sha256(empty) {
+            Ok(PayloadMode::Sha256(h)) => assert_eq!(hex::encode(h), empty),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            PayloadMode::from_content_sha256("UNSIGNED-PAYLOAD"),
+            Ok(PayloadMode::Unsigned)
+        ));
+        for bad in [
+            "z".repeat(64),
+            empty[..63].to_string(),
+            format!("{empty}00"),
+            "unsigned-payload".to_string(),
+        ] {
+            let e = PayloadMode::from_content_sha256(&bad).unwrap_err();
+            assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    /// The streaming modes are the aws-chunked framings the body decoder
+    /// must strip; a whole-body hash or UNSIGNED-PAYLOAD is the raw body.
+    #[test]
+    fn streaming_modes_are_aws_chunked() {
+        for (v, chunked) in [
+            ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", true),
+            ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", true),
+            ("STREAMING-UNSIGNED-PAYLOAD-TRAILER", true),
+            ("UNSIGNED-PAYLOAD", false),
+            (
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                false,
+            ),
+        ] {
+            let m = PayloadMode::from_content_sha256(v).unwrap();
+            assert_eq!(m.is_aws_chunked(), chunked, "{v}");
+        }
+    }
+}

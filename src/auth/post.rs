@@ -279,4 +279,44 @@ mod tests {
         )
         .is_err());
     }
+
+    /// The credential's date must be the day of x-amz-date, eight digits:
+    /// a form signed with a key for another (or a truncated) date is
+    /// refused even when its signature is right for that key.
+    #[test]
+    fn v4_form_credential_date_must_be_the_day_of_x_amz_date() {
+        let policy = "eyJleHBpcmF0aW9uIjoiMjAxNS0xMi0zMFQxMjowMDowMC4wMDBaIn0=";
+        for date in ["2015122", "20151230"] {
+            let key = crate::auth::crypto::signing_key(
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                date,
+                "us-east-1",
+                "s3",
+            );
+            let fields = vec![
+                ("policy", policy.to_string()),
+                ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_string()),
+                (
+                    "x-amz-credential",
+                    format!("AKIAIOSFODNN7EXAMPLE/{date}/us-east-1/s3/aws4_request"),
+                ),
+                ("x-amz-date", "20151229T000000Z".to_string()),
+                (
+                    "x-amz-signature",
+                    hex::encode(hmac_sha256(&key, policy.as_bytes())),
+                ),
+            ];
+            let e = verify_form(
+                lookup(&fields),
+                &principals(),
+                "us-east-1",
+                SystemTime::now(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                e.error.message, "The date of x-amz-credential does not match x-amz-date",
+                "{date}"
+            );
+        }
+    }
 }

@@ -384,4 +384,14 @@ mod tests {
             verify_header(&req, cred, &addr, &p, signed + Duration::from_secs(14 * 60)).unwrap();
         assert_eq!(a.signed_at, signed);
     }
+
+    /// `Expires` is the last second the URL is good for: a request at
+    /// that very second verifies, one second later it has expired.
+    #[test]
+    fn presigned_is_valid_up_to_its_expires_second() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert!(verify_presigned_at(&secs(now).to_string(), now).is_ok());
+        let e = verify_presigned_at(&(secs(now) - 1).to_string(), now).unwrap_err();
+        assert_eq!(e.error.message, "Request has expired");
+    }
 }

@@ -480,4 +480,16 @@ mod tests {
         assert_eq!(e.error.code, S3ErrorCode::AccessDenied);
         assert_eq!(e.error.message, "Request has expired");
     }
+
+    /// The debug log of a mismatch shows the canonical request without its
+    /// query line, which may carry a presigned signature or a token.
+    #[test]
+    fn logged_canonical_requests_hide_the_query() {
+        let creq = "GET\n/b/k\nX-Amz-Credential=AKID%2F20130524&X-Amz-Signature=abc\nhost:h\n\nhost\nUNSIGNED-PAYLOAD";
+        assert_eq!(
+            redact_creq(creq),
+            "GET\\n/b/k\\n<query redacted>\\nhost:h\\n\\nhost\\nUNSIGNED-PAYLOAD"
+        );
+        assert_eq!(redact_creq("GET\n/b/k"), "GET\\n/b/k");
+    }
 }

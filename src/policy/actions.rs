@@ -438,3 +438,112 @@ mod create_bucket_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod version_and_header_tests {
+    use super::*;
+
+    fn sub(name: &str) -> &'static crate::s3::subresource::SubOp {
+        crate::s3::subresource::TABLE
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+    }
+
+    fn actions(n: &[Need]) -> Vec<&'static str> {
+        n.iter().map(|n| n.action).collect()
+    }
+
+    /// IAM: a sub-resource on a specific version needs the Version action
+    /// (GetObjectVersionTagging), the plain one otherwise.
+    #[test]
+    fn a_versioned_sub_resource_needs_the_version_action() {
+        let op = |version_id: Option<&str>| Operation::ObjectSub {
+            sub: sub("GetObjectTagging"),
+            version_id: version_id.map(str::to_string),
+        };
+        assert_eq!(
+            needs(&op(Some("v1")), Some("b"), Some("k")),
+            vec![Need {
+                action: "s3:GetObjectVersionTagging",
+                resource: "arn:aws:s3:::b/k".into()
+            }]
+        );
+        assert_eq!(
+            actions(&needs(&op(None), Some("b"), Some("k"))),
+            ["s3:GetObjectTagging"]
+        );
+    }
+
+    /// Each key of a DeleteObjects body is decided as a DeleteObject of
+    /// that key: DeleteObjectVersion with a VersionId, and the headers'
+    /// extra permissions (governance bypass) on the same key.
+    #[test]
+    fn each_key_of_a_multi_delete_needs_what_delete_object_needs() {
+        let none = http::HeaderMap::new();
+        assert_eq!(
+            delete_needs("b", "a/k", None, &none),
+            vec![Need {
+                action: "s3:DeleteObject",
+                resource: "arn:aws:s3:::b/a/k".into()
+            }]
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-bypass-governance-retention", "TRUE".parse().unwrap());
+        assert_eq!(
+            delete_needs("b", "k", Some("v1"), &h),
+            vec![
+                Need {
+                    action: "s3:DeleteObjectVersion",
+                    resource: "arn:aws:s3:::b/k".into()
+                },
+                Need {
+                    action: "s3:BypassGovernanceRetention",
+                    resource: "arn:aws:s3:::b/k".into()
+                }
+            ]
+        );
+    }
+
+    /// Any one of the headers asks for its permission: a canned ACL alone,
+    /// a grant alone, a lock mode or a retain-until date alone.
+    #[test]
+    fn each_permission_header_alone_needs_its_permission() {
+        let one = |op: &Operation, name: &'static str, value: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(name, value.parse().unwrap());
+            actions(&header_needs(op, &h, Some("b"), Some("k")))
+        };
+        let put = Operation::PutObject;
+        assert_eq!(one(&put, "x-amz-acl", "private"), ["s3:PutObjectAcl"]);
+        assert_eq!(one(&put, "x-amz-grant-read", "id=x"), ["s3:PutObjectAcl"]);
+        assert_eq!(
+            one(&put, "x-amz-object-lock-mode", "GOVERNANCE"),
+            ["s3:PutObjectRetention"]
+        );
+        assert_eq!(
+            one(
+                &put,
+                "x-amz-object-lock-retain-until-date",
+                "2030-01-01T00:00:00Z"
+            ),
+            ["s3:PutObjectRetention"]
+        );
+        assert_eq!(
+            one(&put, "x-amz-object-lock-legal-hold", "ON"),
+            ["s3:PutObjectLegalHold"]
+        );
+        assert_eq!(
+            one(&Operation::CreateBucket, "x-amz-grant-write", "id=x"),
+            ["s3:PutBucketAcl"]
+        );
+        // Headers that configure nothing ask for nothing more, and an
+        // ACL header on a read is not a write of the ACL.
+        assert!(one(&put, "x-amz-bypass-governance-retention", "false").is_empty());
+        let get = Operation::GetObject {
+            version_id: None,
+            part_number: None,
+        };
+        assert!(one(&get, "x-amz-acl", "private").is_empty());
+    }
+}

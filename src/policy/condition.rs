@@ -429,3 +429,6 @@ mod tests {
         assert!(parse_operator("StringEqualz").is_none());
     }
 }
+
+#[cfg(test)]
+mod operator_table;

@@ -200,3 +200,133 @@ impl PolicySet {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SRC: &str = "\
+Version: \"2012-10-17\"
+Statement:
+  - Sid: Reader
+    Effect: Allow
+    Principal: etl
+    Action: s3:GetObject
+    Resource: arn:aws:s3:::b/*
+  - Sid: OnlyReads
+    Effect: Deny
+    Principal: etl
+    NotAction: s3:GetObject
+    Resource: \"*\"
+  - Sid: Janitor
+    Effect: Allow
+    Principal: janitor
+    Action: \"s3:*\"
+    Resource: \"*\"
+  - Sid: Inside
+    Effect: Allow
+    Principal: etl
+    Action: s3:GetObject
+    Resource: \"*\"
+    Condition:
+      IpAddress: { aws:SourceIp: 10.0.0.0/8 }
+";
+
+    fn set() -> PolicySet {
+        let p = super::super::parse::parse_file(Path::new("p.yaml"), SRC, None).expect("parses");
+        PolicySet::new(p.statements, Vec::new(), &["etl".to_string()])
+    }
+
+    fn need(action: &'static str, resource: &str) -> Need {
+        Need {
+            action,
+            resource: resource.into(),
+        }
+    }
+
+    /// `s3gate explain`'s trace: every statement, and the first reason it
+    /// does not match (principal, then action, resource, condition).
+    #[test]
+    fn trace_says_why_each_statement_matches_or_not() {
+        let mut ctx = ContextKeys::new();
+        ctx.insert("aws:sourceip".into(), vec!["192.0.2.1".into()]);
+        let t = set().trace("etl", &need("s3:GetObject", "arn:aws:s3:::b/k"), &ctx);
+        let names: Vec<&str> = t.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "p.yaml#Reader",
+                "p.yaml#OnlyReads",
+                "p.yaml#Janitor",
+                "p.yaml#Inside"
+            ]
+        );
+        assert_eq!(t[0].1, Effect::Allow);
+        assert_eq!(t[0].2, Ok(()));
+        assert_eq!(t[1].1, Effect::Deny);
+        assert_eq!(
+            t[1].2,
+            Err("action s3:GetObject is not in the statement's NotAction (it is excluded)".into())
+        );
+        assert_eq!(
+            t[2].2,
+            Err("principal etl is not named by the statement".into())
+        );
+        let Err(why) = &t[3].2 else {
+            panic!("the condition is false outside 10/8: {:?}", t[3])
+        };
+        assert!(why.starts_with("condition false: "), "{why}");
+
+        let t = set().trace("etl", &need("s3:PutObject", "arn:aws:s3:::c/k"), &ctx);
+        assert_eq!(
+            t[0].2,
+            Err("action s3:PutObject is not in the statement's Action".into())
+        );
+        assert_eq!(t[1].2, Ok(()));
+        let t = set().trace("etl", &need("s3:GetObject", "arn:aws:s3:::c/k"), &ctx);
+        assert_eq!(
+            t[0].2,
+            Err("resource arn:aws:s3:::c/k does not match [\"arn:aws:s3:::b/*\"]".into())
+        );
+        ctx.insert("aws:sourceip".into(), vec!["10.1.2.3".into()]);
+        let t = set().trace("etl", &need("s3:GetObject", "arn:aws:s3:::c/k"), &ctx);
+        assert_eq!(t[3].2, Ok(()));
+    }
+
+    /// Deny wins over Allow, every need must be allowed, no need is no
+    /// permission; the deciding statements are named.
+    #[test]
+    fn decisions_name_their_statements() {
+        let s = set();
+        let ctx = ContextKeys::new();
+        let read = need("s3:GetObject", "arn:aws:s3:::b/k");
+        let write = need("s3:PutObject", "arn:aws:s3:::b/k");
+        let d = s.decide("etl", std::slice::from_ref(&read), &ctx);
+        assert!(d.allowed());
+        assert_eq!(d.statements, ["p.yaml#Reader"]);
+        let d = s.decide("etl", &[read.clone(), write.clone()], &ctx);
+        assert_eq!(
+            (d.effect, d.statements),
+            (Effect::Deny, vec!["p.yaml#OnlyReads".to_string()])
+        );
+        assert!(!s.decide("etl", &[], &ctx).allowed());
+        let d = s.decide("janitor", &[read, write], &ctx);
+        assert_eq!(
+            (d.effect, d.statements),
+            (Effect::Allow, vec!["p.yaml#Janitor".to_string()])
+        );
+        // A principal the index was not built for is decided the same way.
+        assert!(!s
+            .decide_one("stranger", &need("s3:GetObject", "arn:aws:s3:::b/k"), &ctx)
+            .allowed());
+    }
+
+    /// The spelling decision logs, `s3gate test` and `s3gate explain` print.
+    #[test]
+    fn effects_are_spelled_as_iam_spells_them() {
+        assert_eq!(Effect::Allow.as_str(), "Allow");
+        assert_eq!(Effect::Deny.as_str(), "Deny");
+    }
+}

@@ -64,4 +64,35 @@ mod tests {
         assert!(matches("*x*y*", "axbyc"));
         assert!(!matches("abc", "abcd"));
     }
+
+    /// `?` is one character, whatever its UTF-8 length (S3 keys are
+    /// UTF-8): two-, three- and four-byte characters, never half of one.
+    #[test]
+    fn question_mark_is_one_character_of_any_length() {
+        for one in ["ü", "€", "😀"] {
+            assert!(matches("a?c", &format!("a{one}c")), "{one}");
+            assert!(!matches("a??c", &format!("a{one}c")), "{one}");
+            assert!(matches("*?", one), "{one}");
+        }
+        assert!(matches("k/*?z", "k/😀€üz"));
+        assert!(!matches("k/*?z", "k/z"));
+        // A `*` backtracks over multi-byte characters too.
+        assert!(matches("*€x", "€€€x"));
+        assert!(!matches("*€x", "€€€y"));
+    }
+
+    #[test]
+    fn a_star_in_the_pattern_matches_a_literal_star() {
+        assert!(matches("protected/*", "protected/*x"));
+        assert!(matches("a*", "a*"));
+        assert!(!matches("a?", "a"));
+    }
+
+    #[test]
+    fn wildcards_are_star_and_question_mark() {
+        use super::has_wildcard;
+        assert!(has_wildcard("arn:aws:s3:::b/*"));
+        assert!(has_wildcard("s3:Get?bject"));
+        assert!(!has_wildcard("arn:aws:s3:::b/k"));
+    }
 }

@@ -105,3 +105,44 @@ pub struct TestCase {
     pub context: Vec<(String, Vec<String>)>,
     pub expect: Effect,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PrincipalMatch::{self, Any, Names, Not};
+
+    fn set(names: &[&str]) -> std::collections::HashSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Who each Principal form applies to, in an Allow and in a Deny:
+    /// `*` is every authenticated principal, anonymous only in a Deny;
+    /// NotPrincipal is everyone not named (`*` names the authenticated).
+    #[test]
+    fn principal_forms_as_an_iam_author_reads_them() {
+        let cases: &[(PrincipalMatch, &str, bool, bool)] = &[
+            // (form, principal, applies in an Allow, applies in a Deny)
+            (Any, "alice", true, true),
+            (Any, "anonymous", false, true),
+            (Names(set(&["etl"])), "etl", true, true),
+            (Names(set(&["etl"])), "alice", false, false),
+            (Names(set(&["etl"])), "anonymous", false, false),
+            (Names(set(&["*"])), "alice", true, true),
+            (Names(set(&["*"])), "anonymous", false, true),
+            (Names(set(&["anonymous"])), "anonymous", true, true),
+            (Not(set(&["etl"])), "etl", false, false),
+            (Not(set(&["etl"])), "alice", true, true),
+            (Not(set(&["etl"])), "anonymous", true, true),
+            (Not(set(&["*"])), "alice", false, false),
+            (Not(set(&["*"])), "anonymous", true, true),
+            (Not(set(&["anonymous"])), "anonymous", false, false),
+            (Not(set(&["anonymous"])), "alice", true, true),
+        ];
+        for (form, who, allow, deny) in cases {
+            assert_eq!(
+                (form.applies_to(who, false), form.applies_to(who, true)),
+                (*allow, *deny),
+                "{form:?} {who}"
+            );
+        }
+    }
+}
