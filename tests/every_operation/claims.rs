@@ -343,3 +343,101 @@ async fn upstream_errors_name_the_gateway_region_and_the_client_bucket() {
         r.body
     );
 }
+
+/// "The ownership store's bucket and prefix are refused to every client
+/// request, including keys of a DeleteObjects body": with the store under a
+/// prefix of a routed bucket, a DeleteObjects naming a record and an
+/// ordinary key deletes the ordinary key only; the record stays upstream.
+#[tokio::test]
+async fn delete_objects_never_reaches_the_ownership_records_in_a_shared_bucket() {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    const STATE: &str = "s3gate-state/";
+    let e = env();
+    let gw = super::common::GatewayConfig::new(&e.garage)
+        .alice_and_bob()
+        .upstream(
+            "garage",
+            super::common::Upstream::garage(&e.garage).addressing("path"),
+        )
+        .ownership_s3("garage", OPS_UPSTREAM, STATE)
+        .extra_yaml(&format!(
+            "buckets:\n  {OPS}: {{ upstream: garage, target: {OPS_UPSTREAM} }}\n"
+        ))
+        .start(&e.dir.join("gw-shared-state"));
+    let alice = super::common::client(&gw.endpoint(), "us-east-1", ALICE_KEY, ALICE_SECRET, true);
+    let key = unique("claims/shared-state");
+    let upload = alice
+        .create_multipart_upload()
+        .bucket(OPS)
+        .key(&key)
+        .send()
+        .await
+        .expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_string();
+    let direct = e.direct();
+    let records: Vec<String> = direct
+        .list_objects_v2()
+        .bucket(OPS_UPSTREAM)
+        .prefix(STATE)
+        .send()
+        .await
+        .expect("list records")
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    let record = records.first().expect("a record under the prefix").clone();
+    let plain = unique("claims/plain");
+    alice
+        .put_object()
+        .bucket(OPS)
+        .key(&plain)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put");
+
+    let ids = [&record, &plain]
+        .iter()
+        .map(|k| {
+            ObjectIdentifier::builder()
+                .key(k.as_str())
+                .build()
+                .expect("id")
+        })
+        .collect::<Vec<_>>();
+    let out = alice
+        .delete_objects()
+        .bucket(OPS)
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    let refused: Vec<(&str, &str)> = out
+        .errors()
+        .iter()
+        .map(|er| (er.key().unwrap_or(""), er.code().unwrap_or("")))
+        .collect();
+    assert_eq!(refused, vec![(record.as_str(), "AccessDenied")], "{out:?}");
+    assert!(
+        !e.upstream_has(OPS_UPSTREAM, &plain).await,
+        "the plain key is deleted"
+    );
+    assert!(
+        e.upstream_has(OPS_UPSTREAM, &record).await,
+        "the ownership record stays"
+    );
+    alice
+        .abort_multipart_upload()
+        .bucket(OPS)
+        .key(&key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("abort");
+}
